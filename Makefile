@@ -1,0 +1,31 @@
+# SignalRoom Airflow bundle. `make demo` and `make test` are the two commands (README).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# include/ is importable through PYTHONPATH everywhere: here, CI, docker-compose.
+export PYTHONPATH := $(CURDIR)/include:$(CURDIR)
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+
+.PHONY: bootstrap demo test lint bench lock clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	$(PY) -m tools.demo
+
+test: bootstrap
+	$(VENV)/bin/ruff check --select AIR dags plugins include
+	$(PY) -m pytest
+
+lint: bootstrap
+	$(VENV)/bin/ruff check dags plugins include tools tests bench
+
+bench: bootstrap
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lock:
+	uv pip compile requirements.txt --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf .airflow .dlt_data .demo

@@ -1,0 +1,86 @@
+"""Where loads go: the embedded DuckDB file by default, Postgres in production.
+
+A `DestinationConfig` is plain data (no dlt import) so the orchestration can build it from
+an Airflow connection and the CLI from the environment; `to_dlt()` turns it into dlt's
+destination inside the process that loads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ENV_DESTINATION = "SIGNALROOM_DESTINATION"  # duckdb | postgres
+ENV_DUCKDB_PATH = "SIGNALROOM_DUCKDB_PATH"
+ENV_POSTGRES_URL = "DESTINATION__POSTGRES__CREDENTIALS"  # dlt's own variable
+
+
+def data_dir() -> Path:
+    """dlt's working folder root (pipelines, pending packages), shared by loads and maintenance."""
+    return Path(os.environ.get("DLT_DATA_DIR") or Path.cwd() / ".dlt_data")
+
+
+@dataclass(frozen=True)
+class DestinationConfig:
+    kind: str  # "duckdb" | "postgres"
+    duckdb_path: str | None = None
+    postgres_url: str | None = None  # never logged; see `describe()`
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("duckdb", "postgres"):
+            raise ValueError(
+                f"unknown destination {self.kind!r}: set {ENV_DESTINATION} (or the warehouse "
+                "connection's type) to 'duckdb' or 'postgres'"
+            )
+        if self.kind == "postgres" and not self.postgres_url:
+            raise ValueError(
+                "postgres destination without credentials: set the warehouse connection "
+                f"(signalroom_warehouse) or {ENV_POSTGRES_URL}"
+            )
+
+    def to_dlt(self) -> Any:
+        import dlt
+
+        if self.kind == "duckdb":
+            path = self.duckdb_path or str(data_dir() / "warehouse.duckdb")
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return dlt.destinations.duckdb(credentials=path)
+        return dlt.destinations.postgres(credentials=self.postgres_url)
+
+    def describe(self) -> str:
+        """A log-safe description (no password)."""
+        if self.kind == "duckdb":
+            return f"duckdb file {self.duckdb_path or data_dir() / 'warehouse.duckdb'}"
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.postgres_url or "")
+        return f"postgres {parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def postgres_url(
+    host: str,
+    database: str,
+    user: str,
+    password: str | None = None,
+    port: int | None = None,
+    sslmode: str | None = None,
+) -> str:
+    """A libpq URL with user and password URL-encoded (poolers' `postgres.<ref>` users, `@:/?#%`)."""
+    auth = quote(user, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
+    url = f"postgresql://{auth}@{host}:{port or 5432}/{quote(database, safe='')}"
+    return url + (f"?sslmode={quote(sslmode, safe='')}" if sslmode else "")
+
+
+def destination_from_env() -> DestinationConfig:
+    """The destination outside Airflow (CLI, tests): env vars, DuckDB when nothing is set."""
+    kind = os.environ.get(ENV_DESTINATION, "duckdb")
+    return DestinationConfig(
+        kind=kind,
+        duckdb_path=os.environ.get(ENV_DUCKDB_PATH),
+        postgres_url=os.environ.get(ENV_POSTGRES_URL) if kind == "postgres" else None,
+    )

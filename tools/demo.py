@@ -1,0 +1,168 @@
+"""`make demo`: every registered source's DAG end to end through Airflow, with nothing external.
+
+Everflow and RedTrack come from the loopback API stand-in, the S3 exports from synthetic CSVs
+in a local folder (`file://`), the destination is a DuckDB file, Airflow's metadata a SQLite
+file in `.airflow/`. Each DAG runs with `airflow dags test`; its output goes to
+`.demo/logs/<dag_id>.log`. The summary at the end says what ran and what landed where.
+Running it again loads nothing twice (merge keys and tracked files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+
+from tools import localenv
+
+ROOT = localenv.ROOT
+DEMO = ROOT / ".demo"
+WAREHOUSE = DEMO / "warehouse.duckdb"
+EXPORTS = DEMO / "exports"
+LOGS = DEMO / "logs"
+DEMO_KEYS = {"everflow": "demo-everflow-key", "redtrack": "demo-redtrack-key"}
+# Synthetic export days: fixed, so a second demo run finds nothing new.
+EXPORT_DAYS = [date(2025, 12, 16) + timedelta(days=i) for i in range(3)]
+EXPORT_ROWS = 500
+
+
+def _say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def prepare_exports() -> None:
+    """Write the synthetic exports once; existing files are left untouched (same size/mtime)."""
+    from tools.standins.exports import write_exports
+
+    marker = EXPORTS / ".complete"
+    if marker.exists():
+        return
+    EXPORTS.mkdir(parents=True, exist_ok=True)
+    files = write_exports(EXPORTS, EXPORT_DAYS, EXPORT_ROWS)
+    marker.write_text("\n".join(str(f.relative_to(EXPORTS)) for f in files))
+
+
+def connections_env(api_url: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    conns = {
+        "signalroom_warehouse": {"conn_type": "duckdb", "host": str(WAREHOUSE)},
+        "signalroom_everflow": {"conn_type": "http", "host": api_url, "password": DEMO_KEYS["everflow"]},
+        "signalroom_redtrack": {"conn_type": "http", "host": api_url, "password": DEMO_KEYS["redtrack"]},
+        "signalroom_s3": {"conn_type": "aws", "extra": {"bucket_url": EXPORTS.resolve().as_uri()}},
+    }
+    for conn_id, conn in conns.items():
+        env.update(localenv.airflow_connection_env(conn_id, conn))
+    return env
+
+
+def run_dag(dag_id: str, env: dict[str, str]) -> float:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(LOGS / f"{dag_id}.log", "w") as log:
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "dags", "test", dag_id],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            check=False,
+        )
+    return time.monotonic() - started
+
+
+def newest_run_states(dag_id: str) -> tuple[str, dict[str, str]]:
+    from airflow.models import DagRun, TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run = session.scalars(
+            select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
+        ).first()
+        if run is None:
+            return "missing", {}
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
+        ).all()
+        return str(run.state), {ti.task_id: str(ti.state) for ti in tis}
+
+
+def table_counts() -> list[tuple[str, int]]:
+    import duckdb
+    from signalroom.registry import REGISTRY
+
+    if not WAREHOUSE.exists():
+        return []
+    counts = []
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        existing = {
+            f"{s}.{t}" for s, t in con.execute(
+                "select table_schema, table_name from information_schema.tables"
+            ).fetchall()
+        }
+        for spec in REGISTRY.values():
+            for resource in spec.resources:
+                name = f"{spec.dataset_name}.{resource.table}"
+                rows = con.execute(f'select count(*) from "{spec.dataset_name}"."{resource.table}"').fetchone()[0] \
+                    if name in existing else 0
+                counts.append((name, rows))
+    return counts
+
+
+def print_summary(results: list[tuple[str, str, dict[str, str], float]]) -> bool:
+    ok = True
+    print()
+    print(f"{'DAG':28} {'run':9} {'tasks succeeded':16} {'seconds':>7}  log")
+    for dag_id, state, tasks, seconds in results:
+        done = sum(1 for s in tasks.values() if s == "success")
+        failed = [t for t, s in tasks.items() if s not in ("success", "skipped")]
+        ok &= state == "success" and not failed
+        print(f"{dag_id:28} {state:9} {done:>3}/{len(tasks):<12} {seconds:7.1f}  .demo/logs/{dag_id}.log")
+        for task_id in failed:
+            print(f"{'':28} ! {task_id}: {tasks[task_id]}")
+    print()
+    print(f"{'table':36} {'rows':>8}")
+    for name, rows in table_counts():
+        print(f"{name:36} {rows:>8}")
+    print()
+    print(f"Warehouse: {WAREHOUSE}")
+    print(
+        "Query it:  .venv/bin/python -c \"import duckdb; print(duckdb.connect('.demo/warehouse.duckdb', "
+        "read_only=True).sql('select * from everflow.daily_stats limit 5'))\""
+    )
+    return ok
+
+
+def main() -> int:
+    env_vars = localenv.apply(ROOT / ".airflow", ROOT / ".dlt_data")
+    from signalroom.orchestration.factory import dag_id_for
+    from signalroom.registry import REGISTRY
+
+    from tools.standins.api import ApiStandin
+
+    _say("Airflow metadata: .airflow/ (SQLite); dlt working folder: .dlt_data/")
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    prepare_exports()
+    api = ApiStandin(everflow_key=DEMO_KEYS["everflow"], redtrack_key=DEMO_KEYS["redtrack"]).start()
+    _say(f"API stand-in (Everflow + RedTrack) on {api.url}; exports in {EXPORTS}")
+    env = {**os.environ, **env_vars, **connections_env(api.url)}
+    results = []
+    try:
+        for name in REGISTRY:
+            dag_id = dag_id_for(name)
+            _say(f"airflow dags test {dag_id} ...")
+            seconds = run_dag(dag_id, env)
+            state, tasks = newest_run_states(dag_id)
+            results.append((dag_id, state, tasks, seconds))
+    finally:
+        api.stop()
+    ok = print_summary(results)
+    summary = DEMO / "summary.json"
+    summary.write_text(json.dumps([{"dag_id": d, "state": s, "tasks": t} for d, s, t, _ in results], indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,7 +19,11 @@ from datetime import date, timedelta
 from tools import localenv
 
 ROOT = localenv.ROOT
-DEMO = ROOT / ".demo"
+# SIGNALROOM_DEMO_DIR moves all demo state (tests run the demo in a temp folder)
+_DEMO_DIR = os.environ.get("SIGNALROOM_DEMO_DIR")
+DEMO = Path(_DEMO_DIR) if _DEMO_DIR else ROOT / ".demo"
+AIRFLOW_HOME = DEMO / "airflow" if _DEMO_DIR else ROOT / ".airflow"
+DLT_DIR = DEMO / "dlt_data" if _DEMO_DIR else ROOT / ".dlt_data"
 WAREHOUSE = DEMO / "warehouse.duckdb"
 EXPORTS = DEMO / "exports"
 LOGS = DEMO / "logs"
@@ -119,7 +123,7 @@ def print_summary(results: list[tuple[str, str, dict[str, str], float]]) -> bool
         done = sum(1 for s in tasks.values() if s == "success")
         failed = [t for t, s in tasks.items() if s not in ("success", "skipped")]
         ok &= state == "success" and not failed
-        print(f"{dag_id:28} {state:9} {done:>3}/{len(tasks):<12} {seconds:7.1f}  .demo/logs/{dag_id}.log")
+        print(f"{dag_id:28} {state:9} {done:>3}/{len(tasks):<12} {seconds:7.1f}  {LOGS / dag_id}.log")
         for task_id in failed:
             print(f"{'':28} ! {task_id}: {tasks[task_id]}")
     print()
@@ -129,20 +133,20 @@ def print_summary(results: list[tuple[str, str, dict[str, str], float]]) -> bool
     print()
     print(f"Warehouse: {WAREHOUSE}")
     print(
-        "Query it:  .venv/bin/python -c \"import duckdb; print(duckdb.connect('.demo/warehouse.duckdb', "
+        f"Query it:  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{WAREHOUSE}', "
         "read_only=True).sql('select * from everflow.daily_stats limit 5'))\""
     )
     return ok
 
 
 def main() -> int:
-    env_vars = localenv.apply(ROOT / ".airflow", ROOT / ".dlt_data")
+    env_vars = localenv.apply(AIRFLOW_HOME, DLT_DIR)
     from signalroom.orchestration.factory import dag_id_for
     from signalroom.registry import REGISTRY
 
     from tools.standins.api import ApiStandin
 
-    _say("Airflow metadata: .airflow/ (SQLite); dlt working folder: .dlt_data/")
+    _say(f"Airflow metadata: {AIRFLOW_HOME} (SQLite); dlt working folder: {DLT_DIR}")
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     prepare_exports()
     api = ApiStandin(everflow_key=DEMO_KEYS["everflow"], redtrack_key=DEMO_KEYS["redtrack"]).start()

@@ -52,6 +52,39 @@ def postgres_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def password_postgres_server():
+    """A throwaway server that really checks passwords (scram-sha-256): 5432 trusts everyone,
+    so credential-encoding tests need this one. `.password` is its superuser's."""
+    from tools.standins.postgres import start_throwaway
+
+    server = start_throwaway(auth="scram-sha-256", password=uuid.uuid4().hex)
+    yield server
+    server.stop()
+
+
+# every character a URL gives meaning to, plus an escape that must not be decoded twice
+SPECIAL_PASSWORD = "p@ss:w/rd?#%41 &=+x"
+
+
+@pytest.fixture(scope="session")
+def pooler_warehouse(password_postgres_server) -> dict:
+    """A database on the password-checking server owned by a pooler-style user
+    (`postgres.<project_ref>`) whose password is SPECIAL_PASSWORD: host, port, user, password, database."""
+    import psycopg2
+
+    user = f"postgres.{uuid.uuid4().hex[:20]}"
+    database = f"sr_wh_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(password_postgres_server.url())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE ROLE "{user}" LOGIN PASSWORD %s', (SPECIAL_PASSWORD,))
+        cur.execute(f'CREATE DATABASE "{database}" OWNER "{user}"')
+    admin.close()
+    return {"host": password_postgres_server.host, "port": password_postgres_server.port,
+            "user": user, "password": SPECIAL_PASSWORD, "database": database}
+
+
 @pytest.fixture
 def pg_database(postgres_server):
     """A fresh, empty database on the test server; returns its URL; dropped afterwards."""

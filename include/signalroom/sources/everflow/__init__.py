@@ -22,7 +22,7 @@ from signalroom.sources._api import (
     require_api_key,
 )
 from signalroom.sources.everflow import settings
-from signalroom.sources.everflow.helpers import fetch_pages, to_record
+from signalroom.sources.everflow.helpers import fetch_pages, to_records
 
 log = logging.getLogger("signalroom.sources.everflow")
 
@@ -77,14 +77,14 @@ def everflow(
         for page in fetch_pages(
             session, url, start, stop, page_limit=page_limit, max_days=max_days_per_request
         ):
-            records = [r for r in (to_record(row, client, dropped) for row in page) if r is not None]
+            records = to_records(page, client, start, stop, dropped)
             loaded += len(records)
             if records:
                 yield records
         log.info("everflow %s..%s: %d rows read, %d dropped", start, stop, loaded, sum(dropped.values()))
         if dropped:
             log.warning(
-                "everflow %s..%s: dropped %d rows without a key id (%s); they are not loaded",
+                "everflow %s..%s: dropped %d rows: %s; they are not loaded",
                 start, stop, sum(dropped.values()),
                 ", ".join(f"{n} {why}" for why, n in sorted(dropped.items())),
             )

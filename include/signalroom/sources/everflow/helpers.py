@@ -22,7 +22,10 @@ def business_date_from_epoch(value: Any) -> date:
     date is the business date. A midnight-ET epoch (04:00/05:00 UTC the same day) maps to the
     same day, so either convention loads correctly. This is the one place that decides it.
     """
-    seconds = int(str(value).strip())
+    try:
+        seconds = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"everflow date column id {value!r} is not Unix seconds") from None
     return datetime.fromtimestamp(seconds, tz=timezone.utc).date()
 
 
@@ -65,12 +68,33 @@ def _table(response: Any) -> list[dict[str, Any]]:
         payload = json.loads(response.content, parse_float=Decimal)
     except ValueError:
         raise ApiRequestError(f"everflow: response is not JSON: {response.text[:200]!r}") from None
-    table = payload.get("table") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or "table" not in payload:
+        raise ApiRequestError(
+            f"everflow: response is a {type(payload).__name__} without 'table'; expected {{\"table\": [...]}}"
+        )
+    table = payload["table"]
     if table is None:
         return []
     if not isinstance(table, list):
         raise ApiRequestError(f"everflow: 'table' is a {type(table).__name__}, expected a list")
     return table
+
+
+def to_records(
+    page: list[dict[str, Any]], client_id: str, start: date, end: date, dropped: Counter
+) -> list[dict[str, Any]]:
+    """Table rows of one page. Rows dated outside the requested days are dropped and counted:
+    they would mean the epoch rule does not match the API (and must never move the cursor)."""
+    records = []
+    for row in page:
+        record = to_record(row, client_id, dropped)
+        if record is None:
+            continue
+        if not start <= record["date"] <= end:
+            dropped["dated outside the requested days (check business_date_from_epoch)"] += 1
+            continue
+        records.append(record)
+    return records
 
 
 def to_record(row: dict[str, Any], client_id: str, dropped: Counter) -> dict[str, Any] | None:

@@ -1,0 +1,297 @@
+"""Listing, selecting and reading export files through dlt's filesystem layer (fsspec).
+
+`s3://bucket` (production, moto in tests) and `file:///folder` (demo) go through the same
+calls here; nothing below knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from signalroom.sources.s3_exports import settings
+
+_DATE_IN_PATH = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+class ExportConfigError(ValueError):
+    """The source is misconfigured (bucket, prefixes, window): fix the setting named."""
+
+
+class BadExportFileError(ValueError):
+    """An export file that cannot be read as the CSV it should be (ragged, not UTF-8, bad header)."""
+
+    def __init__(self, file_name: str, line: int | None, reason: str) -> None:
+        where = f"{file_name}, line {line}" if line else file_name
+        super().__init__(
+            f"bad export file {where}: {reason}. Nothing of this resource was loaded in this run; "
+            "fix or replace the file in the bucket (a re-upload is picked up by its new size/time), "
+            "then rerun."
+        )
+        self.file_name = file_name
+        self.line = line
+        self.reason = reason
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def parse_prefixes(prefixes: str | Sequence[str] | None) -> list[str]:
+    """`"a, b,,c/"` -> `["a", "b", "c"]`: comma-separated, blanks and edge slashes ignored."""
+    if prefixes is None:
+        prefixes = settings.DEFAULT_PREFIXES
+    items = prefixes.split(",") if isinstance(prefixes, str) else list(prefixes)
+    cleaned = [str(p).strip().strip("/") for p in items]
+    result = list(dict.fromkeys(p for p in cleaned if p))
+    if not result:
+        raise ExportConfigError(
+            f"prefixes={prefixes!r} names no prefix: set a comma-separated list such as "
+            f"{settings.DEFAULT_PREFIXES!r} (SOURCES__S3_EXPORTS__PREFIXES)"
+        )
+    return result
+
+
+def resource_name(prefix: str) -> str:
+    """`orders-create` -> `orders_create` (also the table name)."""
+    return re.sub(r"[-/]", "_", prefix)
+
+
+def file_date(path: str) -> date | None:
+    """The first valid YYYY-MM-DD in a path (folder or file name), else None."""
+    for match in _DATE_IN_PATH.finditer(path):
+        try:
+            return date(*(int(g) for g in match.groups()))
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    """Where the exports live and how to authenticate; secrets never appear in `repr`."""
+
+    bucket_url: str
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    endpoint_url: str | None = None
+    region_name: str | None = None
+
+    def __repr__(self) -> str:
+        return f"BucketConfig(bucket_url={self.bucket_url!r}, endpoint_url={self.endpoint_url!r})"
+
+    @property
+    def protocol(self) -> str:
+        return self.bucket_url.split("://", 1)[0] if "://" in self.bucket_url else "file"
+
+    def filesystem(self) -> Any:
+        """An authenticated fsspec filesystem from dlt's own factory (same for s3:// and file://)."""
+        from dlt.common.configuration.specs import AwsCredentialsWithoutDefaults
+        from dlt.common.storages.fsspec_filesystem import fsspec_filesystem
+
+        credentials = None
+        if self.protocol in ("s3", "s3a"):
+            # keys left None fall through to boto's default chain (instance role, env, profile)
+            credentials = AwsCredentialsWithoutDefaults(
+                aws_access_key_id=self.aws_access_key_id,
+                aws_secret_access_key=self.aws_secret_access_key,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region_name,
+            )
+        return fsspec_filesystem(self.bucket_url, credentials)[0]
+
+
+def check_bucket_url(bucket_url: str | None) -> str:
+    if not bucket_url or not str(bucket_url).strip():
+        raise ExportConfigError(
+            "s3_exports has no bucket_url: set the Airflow connection 'signalroom_s3' "
+            "(extra {'bucket_url': 's3://<bucket>'}) or SOURCES__S3_EXPORTS__BUCKET_URL "
+            "(s3://<bucket> or file:///<absolute folder>)"
+        )
+    url = str(bucket_url).strip().rstrip("/")
+    if "://" not in url:
+        raise ExportConfigError(
+            f"bucket_url={url!r} has no scheme: use s3://<bucket>[/<path>] or file:///<absolute folder>"
+        )
+    return url
+
+
+# ---------------------------------------------------------------- listing and selection
+
+
+def list_exports(fs: Any, bucket_url: str, prefix: str) -> list[Any]:
+    """Export files under `prefix` (any depth), as dlt `FileItemDict`s sorted by path.
+
+    A missing or empty prefix gives an empty list (S3 has no real folders).
+    """
+    from dlt.common.storages.fsspec_filesystem import FileItemDict, glob_files
+
+    items = []
+    for file_item in glob_files(fs, bucket_url, f"{prefix}/**"):
+        if file_item["relative_path"].lower().endswith(settings.EXPORT_SUFFIXES):
+            items.append(FileItemDict(file_item, fs))
+    return sorted(items, key=lambda item: item["relative_path"])
+
+
+def fingerprint(item: Mapping[str, Any]) -> dict[str, Any]:
+    """What identifies one version of a file: a re-upload changes size or modification time."""
+    mtime = item.get("modification_date")
+    return {
+        "size": item.get("size_in_bytes"),
+        "mtime": mtime.isoformat() if hasattr(mtime, "isoformat") else mtime,
+    }
+
+
+def is_tracked(tracked: Mapping[str, Any], path: str, print_: Mapping[str, Any]) -> bool:
+    entry = tracked.get(path)
+    return bool(entry) and entry.get("size") == print_["size"] and entry.get("mtime") == print_["mtime"]
+
+
+@dataclass
+class Selection:
+    files: list[Any]
+    already_loaded: int = 0
+    outside_window: int = 0
+
+
+def select_files(
+    items: Iterable[Any],
+    tracked: Mapping[str, Any],
+    start: date | None,
+    end: date | None,
+    backfill: bool,
+) -> Selection:
+    """Backfill: exactly the files dated in [start, end]. Scheduled: untracked (or changed)
+    files dated up to `end` (and from `start` when given), plus undated ones."""
+    selection = Selection(files=[])
+    for item in items:
+        path = item["relative_path"]
+        day = file_date(path)
+        if backfill:
+            in_window = day is not None and start <= day <= end  # type: ignore[operator]
+        else:
+            in_window = day is None or (
+                (end is None or day <= end) and (start is None or day >= start)
+            )
+        if not in_window:
+            selection.outside_window += 1
+        elif not backfill and is_tracked(tracked, path, fingerprint(item)):
+            selection.already_loaded += 1
+        else:
+            selection.files.append(item)
+    return selection
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _header(raw: bytes, file_name: str) -> list[str]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadExportFileError(file_name, 1, f"header is not UTF-8 ({exc.reason})") from None
+    names = next(csv.reader([text.rstrip("\r\n")]), [])
+    blank = [i + 1 for i, name in enumerate(names) if not name.strip()]
+    if blank:
+        raise BadExportFileError(file_name, 1, f"header has empty column name(s) at position(s) {blank}")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BadExportFileError(file_name, 1, f"header repeats column(s) {dupes}")
+    return names
+
+
+def _decoded_lines(raw: io.BufferedIOBase, file_name: str) -> Iterator[str]:
+    """Lines decoded one by one, so an undecodable byte is reported with its line."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    for number, line in enumerate(raw, start=1):
+        try:
+            yield decoder.decode(line)
+        except UnicodeDecodeError as exc:
+            raise BadExportFileError(
+                file_name, number, f"not UTF-8 (byte {line[exc.start:exc.start + 1]!r} at column {exc.start + 1})"
+            ) from None
+
+
+def locate_bad_line(item: Any, file_name: str, width: int) -> BadExportFileError | None:
+    """Re-read a file pyarrow rejected, line by line, to name the first bad line (error path only)."""
+    with item.open("rb") as raw:
+        reader = csv.reader(_decoded_lines(raw, file_name))
+        try:
+            next(reader)  # header
+            for record in reader:
+                if len(record) != width:
+                    return BadExportFileError(
+                        file_name,
+                        reader.line_num,
+                        f"expected {width} fields as in the header, found {len(record)}",
+                    )
+        except csv.Error as exc:
+            return BadExportFileError(file_name, reader.line_num, f"malformed CSV ({exc})")
+        except BadExportFileError as exc:
+            return exc
+    return None
+
+
+def _file_columns(table: Any, file_name: str, day: date | None, client_id: str, offset: int) -> Any:
+    import pyarrow as pa
+
+    n = table.num_rows
+    return (
+        table.append_column(
+            pa.field("_file_name", pa.string(), nullable=False),
+            pa.repeat(pa.scalar(file_name, pa.string()), n),
+        )
+        .append_column(
+            pa.field("_row_id", pa.int64(), nullable=False), pa.array(range(offset, offset + n), pa.int64())
+        )
+        .append_column(pa.field("_file_date", pa.date32()), pa.repeat(pa.scalar(day, pa.date32()), n))
+        .append_column(
+            pa.field("_client_id", pa.string(), nullable=False),
+            pa.repeat(pa.scalar(client_id, pa.string()), n),
+        )
+    )
+
+
+def read_export(
+    item: Any, client_id: str, block_size: int = settings.CSV_BLOCK_SIZE
+) -> Iterator[Any]:
+    """Stream one CSV as Arrow tables of about `block_size` bytes, every column text,
+    plus `_file_name`, `_row_id`, `_file_date`, `_client_id`. Yields nothing for an empty
+    or header-only file; raises `BadExportFileError` (with the line) for a broken one."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    file_name = item["relative_path"]
+    day = file_date(file_name)
+    with item.open("rb") as raw:
+        first = raw.readline()
+        if not first.strip():
+            return
+        names = _header(first, file_name)
+        raw.seek(0)
+        offset = 0
+        try:
+            reader = pacsv.open_csv(
+                raw,
+                read_options=pacsv.ReadOptions(block_size=block_size, encoding=settings.ENCODING),
+                parse_options=pacsv.ParseOptions(newlines_in_values=settings.NEWLINES_IN_VALUES),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={name: pa.string() for name in names},
+                    strings_can_be_null=True,
+                    null_values=list(settings.NULL_VALUES),
+                ),
+            )
+            for batch in reader:
+                if batch.num_rows:
+                    table = pa.Table.from_batches([batch])
+                    yield _file_columns(table, file_name, day, client_id, offset)
+                    offset += batch.num_rows
+        except pa.ArrowInvalid as exc:
+            located = locate_bad_line(item, file_name, len(names))
+            raise located or BadExportFileError(
+                file_name, None, f"{exc} (after {offset} good rows)"
+            ) from None

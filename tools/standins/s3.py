@@ -49,12 +49,12 @@ class S3Server:
     _counter: _ReadCounter | None = field(default=None, repr=False)
 
     def start(self) -> S3Server:
-        from moto.server import ThreadedMotoServer
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
             create_backend_app,
         )
+        from moto.server import ThreadedMotoServer
         from werkzeug.serving import make_server
 
         owner = self

@@ -10,10 +10,11 @@ import os
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup, task
+from airflow.sdk import DAG, TaskGroup, task
 
 from signalroom.orchestration import tasks
 from signalroom.orchestration.params import dag_params
+from signalroom.orchestration.schedules import timetable_for
 from signalroom.registry import REGISTRY, SourceSpec
 
 DAG_ID_PREFIX = "signalroom_"
@@ -63,7 +64,7 @@ def build_dag(spec: SourceSpec) -> DAG:
         dag_id=dag_id_for(spec.name),
         description=spec.description,
         doc_md=_doc_md(spec),
-        schedule=CronDataIntervalTimetable(spec.schedule, timezone=spec.timezone),
+        schedule=timetable_for(spec),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -74,7 +75,11 @@ def build_dag(spec: SourceSpec) -> DAG:
         plan = task(task_id="plan", retries=0)(tasks.plan_run)(spec.name)
         for resource in spec.resources:
             with TaskGroup(group_id=resource.name, tooltip=f"load then check {resource.table}"):
-                load = task(task_id="load", pool=load_pool())(tasks.load_resource)(spec.name, resource.name, plan)
+                # one load of a pipeline at a time across all runs, Airflow backfills included
+                # (their runs are not bound by the DAG's max_active_runs)
+                load = task(task_id="load", pool=load_pool(), max_active_tis_per_dag=1)(
+                    tasks.load_resource
+                )(spec.name, resource.name, plan)
                 load  # noqa: B018 - checks attach here (checks.resource_checks)
     return dag
 

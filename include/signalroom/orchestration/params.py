@@ -1,12 +1,20 @@
 """Trigger-form Params and the run window they resolve to.
 
 `dag_params` builds the form at parse time (plain Airflow Params); `resolve_run` runs in the
-DAG's first task and turns Params or the data interval into a `Window` plus the selected
-resources, failing with a message that names the field and the fix before any extract.
+DAG's first task and turns the run (its type, data interval and Params) into a `Window` plus
+the selected resources, or fails with a message naming the field and the fix.
+
+Where validation happens is deliberate: Airflow checks Param JSON schemas when a run is
+*created*, and its messages ("'x' is not a 'date'") neither name the fix nor reach the run's
+log. So the schemas below only describe types the form renders (text fields, a multi-select
+fed by `examples` rather than a strict `enum`, a checkbox); every rule about the values is
+checked here, in the first task, before anything is extracted.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
@@ -15,103 +23,220 @@ from airflow.sdk import Param
 
 from signalroom.registry import SourceSpec
 
+PARAM_NAMES = ("start_date", "end_date", "resources", "dry_run")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+# Airflow run types (DagRunType values) as they reach the task context
+SCHEDULED, BACKFILL, MANUAL = "scheduled", "backfill", "manual"
+
 
 class InvalidRunParams(ValueError):
-    """Trigger-form input that cannot be loaded."""
+    """Trigger-form input that cannot be loaded; the message names the field and the fix."""
 
 
 def dag_params(spec: SourceSpec) -> dict[str, Param]:
+    resources = list(spec.resource_names)
     return {
         "start_date": Param(
             None,
             type=["null", "string"],
             title="Backfill start date (ET)",
             description="First America/New_York day to load, YYYY-MM-DD. Leave empty for a "
-            "normal run (new data since the last load plus the look-back).",
+            "normal run: new data since the last load plus the look-back "
+            f"({spec.lookback_days} days).",
+            section="Backfill",
         ),
         "end_date": Param(
             None,
             type=["null", "string"],
             title="Backfill end date (ET, inclusive)",
-            description="Last America/New_York day to load, YYYY-MM-DD, not in the future. "
-            "Required with start_date.",
+            description="Last America/New_York day to load, YYYY-MM-DD; a finished day (before "
+            f"today in ET). Required with start_date; at most {spec.max_backfill_days} days "
+            "after it. A backfill loads exactly this range and leaves the scheduled cursor alone.",
+            section="Backfill",
         ),
         "resources": Param(
-            list(spec.resource_names),
+            resources,
             type="array",
-            items={"type": "string", "enum": list(spec.resource_names)},
+            examples=resources,
             title="Resources",
-            description="Which resources (task groups) to load; the others are skipped.",
+            description="Which resources (task groups) to load; the others are skipped. "
+            f"Choices: {', '.join(resources)}.",
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Validate the form and log the window each resource would load; "
+            "extract and load nothing.",
         ),
     }
 
 
-def _parse_day(field: str, value: Any) -> date | None:
-    if value in (None, ""):
-        return None
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise InvalidRunParams(
-            f"{field}={value!r} is not a date: use YYYY-MM-DD (an America/New_York day), "
-            f"e.g. {field}=2025-01-31"
-        ) from None
+def form_values(spec: SourceSpec, conf: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The form's defaults overlaid with a run's conf (Airflow's `params` for that run)."""
+    return {**{name: param.value for name, param in dag_params(spec).items()}, **(conf or {})}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What `resolve_run` needs to know of an Airflow run (plain values: easy to test)."""
+
+    run_type: str
+    run_after: datetime
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    conf: Mapping[str, Any] | None = None
+
+    @property
+    def has_interval(self) -> bool:
+        start, end = self.data_interval_start, self.data_interval_end
+        return start is not None and end is not None and end > start
 
 
 def et_day(moment: datetime, tz: str) -> date:
     return moment.astimezone(ZoneInfo(tz)).date()
 
 
-def resolve_run(
-    spec: SourceSpec,
-    params: Mapping[str, Any],
-    *,
-    data_interval: tuple[datetime | None, datetime | None],
-    run_after: datetime,
-    is_backfill_run: bool = False,
-) -> dict[str, Any]:
-    """Params + interval -> {"window": Window dict, "resources": [...]} or InvalidRunParams."""
-    from signalroom.pipeline import Window
+def _parse_day(field: str, value: Any) -> date | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and _DAY.fullmatch(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise InvalidRunParams(
+        f"{field}={value!r} is not a date: use YYYY-MM-DD (an America/New_York calendar day), "
+        f"e.g. {field}=2025-01-31, or leave it empty for a normal run"
+    )
 
-    resources = params.get("resources") or list(spec.resource_names)
-    if isinstance(resources, str):
-        resources = [r.strip() for r in resources.split(",") if r.strip()]
-    unknown = [r for r in resources if r not in spec.resource_names]
+
+def _parse_resources(spec: SourceSpec, value: Any) -> list[str]:
+    known = list(spec.resource_names)
+    if value is None:
+        return known
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise InvalidRunParams(
+            f"resources={value!r} is not a list of resource names: pass e.g. "
+            f'["{known[0]}"] (choices: {known})'
+        )
+    if not value:
+        raise InvalidRunParams(
+            f"resources is empty: select at least one of {known} (all are selected by default)"
+        )
+    unknown = [r for r in value if r not in known]
     if unknown:
         raise InvalidRunParams(
-            f"resources={unknown} not known for source {spec.name!r}: choose from "
-            f"{list(spec.resource_names)}"
+            f"resources={unknown} not known for source {spec.name!r}: choose from {known}"
+        )
+    return [r for r in known if r in value]  # registry order, duplicates dropped
+
+
+def _parse_dry_run(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InvalidRunParams(f"dry_run={value!r} is not a boolean: use true or false")
+
+
+def _check_unknown_keys(conf: Mapping[str, Any] | None) -> None:
+    unknown = sorted(set(conf or {}) - set(PARAM_NAMES))
+    if unknown:
+        raise InvalidRunParams(
+            f"unknown parameter(s) {unknown} in the run configuration: the known ones are "
+            f"{list(PARAM_NAMES)} (a misspelt start_date would otherwise run a normal load)"
         )
 
-    today = et_day(run_after, spec.timezone)
+
+def _backfill_window(spec: SourceSpec, start: date | None, end: date | None, today: date) -> Any:
+    from signalroom.pipeline import Window
+
+    if not (start and end):
+        missing, given = ("end_date", "start_date") if start else ("start_date", "end_date")
+        raise InvalidRunParams(
+            f"{missing} is empty but {given} is set: a backfill needs both start_date and "
+            "end_date (clear both for a normal run)"
+        )
+    if end < start:
+        raise InvalidRunParams(
+            f"end_date={end} is before start_date={start}: swap them (end_date must be on or "
+            "after start_date)"
+        )
+    if end >= today:
+        raise InvalidRunParams(
+            f"end_date={end} is not a finished ET day (today in {spec.timezone} is {today}): "
+            f"use {today - timedelta(days=1)} or earlier"
+        )
+    days = (end - start).days + 1
+    if days > spec.max_backfill_days:
+        raise InvalidRunParams(
+            f"start_date..end_date spans {days} days, over the maximum of "
+            f"{spec.max_backfill_days} for {spec.name!r}: split it into backfills of at most "
+            f"{spec.max_backfill_days} days"
+        )
+    return Window(start=start, end=end, backfill=True)
+
+
+def resolve_run(spec: SourceSpec, params: Mapping[str, Any], run: RunContext) -> dict[str, Any]:
+    """Params + run -> plan dict (`window`, `resources`, `dry_run`, `run_type`) or InvalidRunParams.
+
+    - scheduled run: the last ET day finished at the interval's end, from the cursor minus
+      the look-back (`start=None`);
+    - Airflow backfill run (`airflow backfill create`): exactly its own data interval;
+    - manual run with start_date/end_date: exactly that range;
+    - manual run without dates: like a scheduled run ending yesterday (ET) at trigger time.
+    """
+    from signalroom.pipeline import Window
+
+    _check_unknown_keys(run.conf)
+    resources = _parse_resources(spec, params.get("resources"))
+    dry_run = _parse_dry_run(params.get("dry_run"))
     start = _parse_day("start_date", params.get("start_date"))
     end = _parse_day("end_date", params.get("end_date"))
-    if start or end:
-        if not (start and end):
-            missing = "end_date" if start else "start_date"
-            raise InvalidRunParams(f"{missing} is empty: a backfill needs both start_date and end_date")
-        if end < start:
+    today = et_day(run.run_after, spec.timezone)
+    run_type = str(getattr(run.run_type, "value", run.run_type))
+
+    if run_type == BACKFILL and run.has_interval:
+        if start or end:
             raise InvalidRunParams(
-                f"end_date={end} is before start_date={start}: swap them or fix the range"
+                "start_date/end_date are set in the conf of an Airflow backfill run: each backfill "
+                "run loads its own data interval. Drop them from --dag-run-conf, or trigger one "
+                "manual run with start_date and end_date instead"
             )
-        if end >= today:
-            raise InvalidRunParams(
-                f"end_date={end} is not a finished ET day (today in {spec.timezone} is {today}): "
-                f"use {today - timedelta(days=1)} or earlier"
-            )
-        days = (end - start).days + 1
-        if days > spec.max_backfill_days:
-            raise InvalidRunParams(
-                f"start_date..end_date spans {days} days, over the maximum of "
-                f"{spec.max_backfill_days} for {spec.name!r}: split it into smaller backfills"
-            )
-        window = Window(start=start, end=end, backfill=True)
-    else:
-        interval_start, interval_end = data_interval
-        if interval_end is not None and interval_start is not None and interval_end > interval_start:
-            end = et_day(interval_end, spec.timezone) - timedelta(days=1)
-            start = et_day(interval_start, spec.timezone) if is_backfill_run else None
-            window = Window(start=start, end=end, backfill=is_backfill_run)
-        else:  # manual run without dates: the last finished ET day, from the cursor
-            window = Window(end=today - timedelta(days=1))
-    return {"window": window.to_dict(), "resources": list(resources)}
+        first = et_day(run.data_interval_start, spec.timezone)
+        last = et_day(run.data_interval_end, spec.timezone) - timedelta(days=1)
+        window = Window(start=first, end=max(first, last), backfill=True)
+    elif start or end:
+        window = _backfill_window(spec, start, end, today)
+    elif run_type == SCHEDULED and run.has_interval:
+        window = Window(end=et_day(run.data_interval_end, spec.timezone) - timedelta(days=1))
+    else:  # manual (or asset-triggered) run without dates, or no usable interval
+        window = Window(end=today - timedelta(days=1))
+    return {
+        "window": window.to_dict(),
+        "resources": resources,
+        "dry_run": dry_run,
+        "run_type": run_type,
+    }
+
+
+def describe_plan(source: str, plan: Mapping[str, Any], run: RunContext) -> str:
+    """One log line saying exactly what this run will load (and why)."""
+    from signalroom.pipeline import Window
+
+    window = Window.from_dict(plan["window"])
+    interval = (
+        f"{run.data_interval_start.isoformat()} .. {run.data_interval_end.isoformat()}"
+        if run.has_interval
+        else "none"
+    )
+    return (
+        f"{plan['run_type']} run of {source}: {window.describe()}; resources "
+        f"{', '.join(plan['resources'])}; data interval {interval}"
+        + ("; DRY RUN: nothing is extracted or loaded" if plan["dry_run"] else "")
+    )

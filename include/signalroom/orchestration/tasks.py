@@ -12,21 +12,29 @@ log = logging.getLogger("signalroom.tasks")
 
 
 def plan_run(source: str) -> dict[str, Any]:
-    """First task: validate the trigger form / interval into a window (fails before extract)."""
+    """First task: resolve the run (type, data interval, Params) into the window it loads.
+
+    Invalid Params fail here, with a message naming the field and the fix, before any
+    load task starts; the resolved window is logged so every run says what it loads.
+    """
     from airflow.sdk import get_current_context
 
-    from signalroom.orchestration.params import resolve_run
+    from signalroom.orchestration.params import RunContext, describe_plan, form_values, resolve_run
 
     context = get_current_context()
     dag_run = context["dag_run"]
-    plan = resolve_run(
-        get_spec(source),
-        context["params"],
-        data_interval=(context.get("data_interval_start"), context.get("data_interval_end")),
+    run = RunContext(
+        run_type=dag_run.run_type,
         run_after=dag_run.run_after,
-        is_backfill_run=str(getattr(dag_run, "run_type", "")).endswith("backfill"),
+        data_interval_start=context.get("data_interval_start"),
+        data_interval_end=context.get("data_interval_end"),
+        conf=dag_run.conf,
     )
-    log.info("run plan for %s: window %s, resources %s", source, plan["window"], plan["resources"])
+    spec = get_spec(source)
+    # the run's own conf over the form defaults: what context["params"] holds in a fresh task
+    # process, without the Param objects an in-process run (dag.test) shares with earlier runs
+    plan = resolve_run(spec, form_values(spec, dag_run.conf), run)
+    log.info("run plan: %s", describe_plan(source, plan, run))
     return plan
 
 
@@ -39,6 +47,8 @@ def load_resource(source: str, resource: str, plan: dict[str, Any]) -> dict[str,
 
     if resource not in plan["resources"]:
         raise AirflowSkipException(f"resource {resource!r} not selected for this run")
+    if plan.get("dry_run"):
+        raise AirflowSkipException(f"dry run: {resource!r} would load {Window.from_dict(plan['window']).describe()}")
     spec = get_spec(source)
     return run_load(
         source,

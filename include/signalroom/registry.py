@@ -165,3 +165,25 @@ def load_source_function(name: str) -> Callable[..., object]:
     """Import the registered dlt source function (this is where dlt gets imported)."""
     module_name, _, attr = get_spec(name).ref.partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+def registered_pipelines() -> dict[str, tuple[str, str]]:
+    """Every dlt pipeline the registry defines: name -> (source, resource), registry order."""
+    return {
+        pipeline_name(name, resource): (name, resource)
+        for name, spec in REGISTRY.items()
+        for resource in spec.resource_names
+    }
+
+
+def find_pipeline(name: str) -> tuple[SourceSpec, ResourceSpec]:
+    """The source and resource behind a pipeline name, or a clear error listing the known ones."""
+    known = registered_pipelines()
+    if name not in known:
+        raise UnknownSourceError(
+            f"unknown pipeline {name!r}: pipelines are named <source>__<resource> from the "
+            f"source registry. Known pipelines: {', '.join(known)}"
+        )
+    source, resource = known[name]
+    spec = get_spec(source)
+    return spec, spec.resource(resource)

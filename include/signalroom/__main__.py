@@ -1,4 +1,5 @@
-"""`python -m signalroom …`: run a load (the same code path as the Airflow task) from a terminal.
+"""`python -m signalroom …`: run a load (the same code path as the Airflow task) from a terminal,
+inspect a pipeline's incremental state, list or drop its pending load packages.
 
 Configuration outside Airflow comes from env vars (see README, "Configuration"): the
 destination from SIGNALROOM_DESTINATION / DESTINATION__POSTGRES__CREDENTIALS, source
@@ -13,7 +14,7 @@ import logging
 import sys
 from datetime import date
 
-from signalroom.registry import REGISTRY, UnknownSourceError, get_spec, pipeline_name
+from signalroom.registry import REGISTRY, UnknownSourceError, get_spec, pipeline_name, registered_pipelines
 
 
 def _day(value: str) -> date:
@@ -46,6 +47,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_state(args: argparse.Namespace) -> int:
+    from signalroom.destinations import destination_from_env
+    from signalroom.state import format_state, read_states
+
+    names = [args.pipeline] if args.pipeline else list(registered_pipelines())
+    states = read_states(names, destination_from_env())
+    if args.json:
+        print(json.dumps([s.to_dict() for s in states], indent=2, default=str))
+    else:
+        print("\n\n".join(format_state(s) for s in states))
+    return 1 if any(s.error and "never loaded" not in s.error for s in states) else 0
+
+
+def cmd_pending(args: argparse.Namespace) -> int:
+    from signalroom.destinations import destination_from_env
+    from signalroom.maintenance import drop_pending, format_report
+
+    report = drop_pending(
+        args.pipeline,
+        destination_from_env(),
+        with_partial_loads=args.with_partial_loads,
+        dry_run=not args.drop,
+    )
+    print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else format_report(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m signalroom", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=_day, help="backfill start (ET day); omit for a cursor-based run")
     p.add_argument("--end", type=_day, help="last ET day to load (default: yesterday in ET)")
     p.set_defaults(func=cmd_run)
+
+    pipelines = ", ".join(registered_pipelines())
+    p = sub.add_parser("state", help="incremental state of a pipeline as stored in the destination")
+    p.add_argument("pipeline", nargs="?", help=f"one of: {pipelines} (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_state)
+
+    p = sub.add_parser(
+        "pending",
+        help="list a pipeline's pending load packages (what a drop would remove); --drop drops them",
+        description="Pending packages live in $DLT_DATA_DIR/pipelines/<pipeline>. Only drop when "
+        "no load of that pipeline is running (the Airflow maintenance DAG checks this for you).",
+    )
+    p.add_argument("pipeline", help=f"one of: {pipelines}")
+    p.add_argument("--drop", action="store_true", help="drop them (default: dry run, nothing changes)")
+    p.add_argument(
+        "--with-partial-loads",
+        action="store_true",
+        help="also drop a partially loaded package (what it wrote stays in the destination)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_pending)
     return parser
 
 

@@ -1,0 +1,37 @@
+"""SignalRoom's Airflow plugin: the pipeline-state app (JSON API + page) and its UI links.
+
+Airflow imports every .py file of the plugins folder by file name; the app lives in `web/`
+(skipped through `.airflowignore`) and is imported from here as a normal package.
+The maintenance operators live in `signalroom.orchestration.maintenance`, used by the
+`signalroom_maintenance` DAG.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from signalroom_plugin.web.app import URL_PREFIX, app
+
+# relative hrefs: the UI resolves them against its base URL, so a sub-path deployment works
+_STATE_PAGE = URL_PREFIX.lstrip("/") + "/"
+
+
+class SignalRoomPlugin(AirflowPlugin):
+    name = "signalroom"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "SignalRoom pipeline state"}]
+    external_views = [
+        {
+            "name": "Pipeline state",
+            "href": _STATE_PAGE,
+            "destination": "nav",
+            "url_route": "signalroom-state",
+            "category": "browse",
+        },
+        {
+            # a tab on every DAG's page; the page shows the pipelines of that DAG
+            "name": "Pipeline state",
+            "href": _STATE_PAGE + "?dag_id={DAG_ID}",
+            "destination": "dag",
+            "url_route": "signalroom-dag-state",
+        },
+    ]

@@ -1,9 +1,8 @@
 """Pending packages on real Postgres: left on purpose or by a load killed mid-way, listed by a
 dry run that changes nothing, dropped when asked, and the next run loads fresh data.
 
-The loads go through the real load path (`signalroom.pipeline.run_load`) with a small real dlt
-source registered under redtrack's names (tests/toysource.py); the maintenance DAG runs
-through Airflow (`dag.test`)."""
+Loads are real RedTrack loads against the loopback API stand-in, through the load task's code
+path (`run_load`); the maintenance DAG runs through Airflow (`dag.test`)."""
 
 from __future__ import annotations
 
@@ -17,23 +16,38 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-import toysource
-from signalroom.destinations import DestinationConfig, data_dir
-from toysource import TOY_PIPELINE, TOY_RESOURCE, TOY_SOURCE, dlt_postgres_url, table_rows
+from signalroom.destinations import data_dir
+
+from tests.maintenance_support import (
+    DAG_ID,
+    KEY,
+    PIPELINE,
+    RESOURCE,
+    expected_keys,
+    extract,
+    load,
+    postgres,
+    rows,
+    start_standin,
+    warehouse_connection,
+)
+from tests.sources.api_support import fast_retries
 
 ROOT = Path(__file__).resolve().parent.parent
 D1, D2, D3 = date(2025, 3, 10), date(2025, 3, 12), date(2025, 3, 14)
 
 
 @pytest.fixture
-def toy(monkeypatch, dlt_data_dir, pg_database):
-    toysource.use_toy(monkeypatch)
-    url = dlt_postgres_url(pg_database)
-    return url, DestinationConfig(kind="postgres", postgres_url=url)
+def env(monkeypatch, dlt_data_dir, pg_database):
+    """A fresh database, working folder and API stand-in; (url, destination, stand-in)."""
+    fast_retries(monkeypatch)
+    standin = start_standin()
+    yield pg_database, postgres(pg_database), standin
+    standin.stop()
 
 
 def folder_fingerprint(path: Path) -> str:
-    """Every file under `path` with its size and content hash: a dry run must leave it equal."""
+    """Every file under `path` with its content hash: a dry run must leave it equal."""
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(str(file.relative_to(path)).encode())
@@ -41,41 +55,41 @@ def folder_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def leave_pending(destination: DestinationConfig, end: date) -> None:
-    """Extract + normalize a window without loading it: a normalized package stays behind,
-    then extract the next day: an extracted package too (what a crash between steps leaves)."""
-    from signalroom.pipeline import Window, build_source, make_pipeline
-
-    pipeline = make_pipeline(TOY_SOURCE, TOY_RESOURCE, destination)
-    pipeline.extract(build_source(TOY_SOURCE, TOY_RESOURCE, Window(end=end)))
-    pipeline.normalize()
-    pipeline.extract(build_source(TOY_SOURCE, TOY_RESOURCE, Window(end=end + timedelta(days=1))))
+def leave_pending(standin, destination, end: date) -> None:
+    """A normalized package (extract + normalize, no load), then an extracted one for the next
+    day (extract only): what crashes between dlt's steps leave in the working folder."""
+    extract(standin, destination, end, normalize=True)
+    extract(standin, destination, end + timedelta(days=1), normalize=False)
 
 
-def days_loaded(url: str) -> list[str]:
-    return [r[0] for r in table_rows(url, "SELECT DISTINCT date FROM redtrack.daily_spend ORDER BY 1")]
+def days_loaded(url: str) -> list[date]:
+    return [r[0] for r in rows(url, "SELECT DISTINCT date FROM redtrack.daily_spend ORDER BY 1")]
 
 
-def test_dry_run_lists_then_drop_unsticks_and_next_run_loads_fresh_data(toy):
+def last_value(summary: dict) -> str:
+    return summary["cursor_after"]["incremental.date"]["last_value"]
+
+
+def test_dry_run_lists_then_drop_unsticks_and_next_run_loads_fresh_data(env):
     from signalroom.maintenance import EXTRACTED, NORMALIZED, drop_pending, format_report
-    from signalroom.pipeline import PendingPackagesError, Window, run_load
+    from signalroom.pipeline import PendingPackagesError
     from signalroom.state import read_pipeline_state
 
-    url, destination = toy
-    first = run_load(TOY_SOURCE, TOY_RESOURCE, Window(end=D1), destination)
-    assert first["cursor_after"]["incremental.date"]["last_value"] == D1.isoformat()
-    leave_pending(destination, D2)
+    url, destination, standin = env
+    first = load(standin, destination, D1)
+    assert last_value(first) == D1.isoformat()
+    leave_pending(standin, destination, D2)
 
     with pytest.raises(PendingPackagesError, match="signalroom_maintenance"):
-        run_load(TOY_SOURCE, TOY_RESOURCE, Window(end=D2), destination)
+        load(standin, destination, D2)
 
-    folder = data_dir() / "pipelines" / TOY_PIPELINE
+    folder = data_dir() / "pipelines" / PIPELINE
     before = folder_fingerprint(folder)
-    report = drop_pending(TOY_PIPELINE, destination)  # dry run is the default
+    report = drop_pending(PIPELINE, destination)  # dry run is the default
     assert report.dry_run and folder_fingerprint(folder) == before
     assert [p.stage for p in report.pending] == [NORMALIZED, EXTRACTED]
     normalized, extracted = report.pending
-    assert TOY_RESOURCE in normalized.tables and "_dlt_pipeline_state" in normalized.tables
+    assert {RESOURCE, "_dlt_pipeline_state"} <= set(normalized.tables)
     assert normalized.jobs == {"new_jobs": 2} and extracted.jobs == {"new_jobs": 2}
     assert 0 <= normalized.age_seconds < 600 and normalized.created_at.startswith("20")
     assert report.dropped == sorted([normalized.load_id, extracted.load_id])
@@ -83,46 +97,40 @@ def test_dry_run_lists_then_drop_unsticks_and_next_run_loads_fresh_data(toy):
     assert "dry run: nothing changed" in text and normalized.load_id in text and "would drop" in text
 
     # the same through the terminal command, in a fresh process
-    env = {**os.environ, "SIGNALROOM_DESTINATION": "postgres", "DESTINATION__POSTGRES__CREDENTIALS": url}
-    out = subprocess.run(
-        [sys.executable, "-m", "signalroom", "pending", TOY_PIPELINE, "--json"],
-        env={**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "tests")])},
-        capture_output=True, text=True, check=True,
-    )
+    cli_env = {**os.environ, "SIGNALROOM_DESTINATION": "postgres",
+               "DESTINATION__POSTGRES__CREDENTIALS": destination.postgres_url,
+               "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}
+    out = subprocess.run([sys.executable, "-m", "signalroom", "pending", PIPELINE, "--json"],
+                         env=cli_env, capture_output=True, text=True, check=True)
     cli = json.loads(out.stdout)
     assert [p["load_id"] for p in cli["pending"]] == [normalized.load_id, extracted.load_id]
     assert cli["dry_run"] is True and folder_fingerprint(folder) == before
 
-    dropped = drop_pending(TOY_PIPELINE, destination, dry_run=False)
+    dropped = drop_pending(PIPELINE, destination, dry_run=False)
     assert dropped.dropped == report.dropped and not dropped.still_pending
     # state after the drop is what the destination holds (the D1 load), not the dropped extract's
-    stored = read_pipeline_state(TOY_PIPELINE, destination)
-    assert dropped.cursor_after == stored.sources_summary[TOY_RESOURCE] == first["cursor_after"]
+    stored = read_pipeline_state(PIPELINE, destination)
+    assert dropped.cursor_after == stored.sources_summary[RESOURCE] == first["cursor_after"]
 
-    fresh = run_load(TOY_SOURCE, TOY_RESOURCE, Window(end=D2), destination)
+    fresh = load(standin, destination, D2)
     assert fresh["load_ids"] and fresh["load_ids"][0] not in report.dropped
-    assert fresh["cursor_after"]["incremental.date"]["last_value"] == D2.isoformat()
-    assert days_loaded(url)[-1] == D2.isoformat()
+    assert last_value(fresh) == D2.isoformat() and days_loaded(url)[-1] == D2
 
 
 KILLED_LOAD = """
 import sys
 from datetime import date
-import toysource
 from signalroom.destinations import DestinationConfig
 from signalroom.pipeline import Window, run_load
 
-class _MP:
-    def setitem(self, d, k, v):
-        d[k] = v
-
-toysource.use_toy(_MP())
-run_load("redtrack", "daily_spend", Window(end=date.fromisoformat(sys.argv[2])),
-         DestinationConfig(kind="postgres", postgres_url=sys.argv[1]))
+url, end, key, base = sys.argv[1:5]
+run_load("redtrack", "daily_spend", Window(end=date.fromisoformat(end)),
+         DestinationConfig(kind="postgres", postgres_url=url),
+         source_kwargs={"api_key": key, "base_url": base, "request_interval": 0.06})
 """
 
 
-def kill_load_midway(url: str, end: date) -> None:
+def kill_load_midway(standin, destination, end: date) -> None:
     """Run a load in a child process and SIGKILL it after some of its jobs committed.
 
     A lock on the target table holds the merge job; the staging insert (and usually the state
@@ -130,13 +138,16 @@ def kill_load_midway(url: str, end: date) -> None:
     """
     import psycopg2
 
-    package_root = data_dir() / "pipelines" / TOY_PIPELINE / "load" / "normalized"
-    lock = psycopg2.connect(url)
+    package_root = data_dir() / "pipelines" / PIPELINE / "load" / "normalized"
+    lock = psycopg2.connect(destination.postgres_url)
     try:
         with lock.cursor() as cur:
             cur.execute("LOCK TABLE redtrack.daily_spend IN ACCESS EXCLUSIVE MODE")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "tests")])}
-        child = subprocess.Popen([sys.executable, "-c", KILLED_LOAD, url, end.isoformat()], env=env)
+        child_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_LOAD, destination.postgres_url, end.isoformat(), KEY, standin.url],
+            env=child_env,
+        )
         deadline = time.monotonic() + 120
         while not list(package_root.glob("*/completed_jobs/*")):
             assert child.poll() is None, "the load ended before it could be killed"
@@ -149,34 +160,35 @@ def kill_load_midway(url: str, end: date) -> None:
         lock.close()
 
 
-def test_load_killed_midway_is_partially_loaded_and_dropped_only_when_asked(toy):
+def test_load_killed_midway_is_partially_loaded_and_dropped_only_when_asked(env):
     from signalroom.maintenance import PARTIAL, drop_pending
-    from signalroom.pipeline import PendingPackagesError, Window, run_load
+    from signalroom.pipeline import PendingPackagesError
 
-    url, destination = toy
-    first = run_load(TOY_SOURCE, TOY_RESOURCE, Window(end=D1), destination)
-    kill_load_midway(url, D2)
+    url, destination, standin = env
+    first = load(standin, destination, D1)
+    kill_load_midway(standin, destination, D2)
 
-    report = drop_pending(TOY_PIPELINE, destination)
+    report = drop_pending(PIPELINE, destination)
     assert [p.stage for p in report.pending] == [PARTIAL]
     assert report.pending[0].jobs.get("completed_jobs") and report.dropped == []
     assert "with_partial_loads" in report.kept[report.pending[0].load_id]
 
-    kept = drop_pending(TOY_PIPELINE, destination, dry_run=False)  # without partial loads: kept
+    kept = drop_pending(PIPELINE, destination, dry_run=False)  # without partial loads: kept
     assert kept.dropped == [] and kept.still_pending
     with pytest.raises(PendingPackagesError):
-        run_load(TOY_SOURCE, TOY_RESOURCE, Window(end=D2), destination)
+        load(standin, destination, D2)
 
-    dropped = drop_pending(TOY_PIPELINE, destination, with_partial_loads=True, dry_run=False)
+    dropped = drop_pending(PIPELINE, destination, with_partial_loads=True, dry_run=False)
     assert dropped.dropped == [report.pending[0].load_id] and dropped.aborted_with_record
     assert not dropped.still_pending
     assert dropped.cursor_after == first["cursor_after"]  # rewound to the last successful load
 
-    fresh = run_load(TOY_SOURCE, TOY_RESOURCE, Window(end=D2), destination)
-    assert fresh["cursor_after"]["incremental.date"]["last_value"] == D2.isoformat()
-    # every day of the fresh window is there exactly once per key (merge), none half-loaded
-    counts = table_rows(url, "SELECT date, count(*) FROM redtrack.daily_spend GROUP BY 1 ORDER BY 1")
-    assert counts[-1] == (D2.isoformat(), 3) and {c for _, c in counts} == {3}
+    fresh = load(standin, destination, D2)
+    assert last_value(fresh) == D2.isoformat()
+    # every day of both windows is complete, each key once (merge), nothing half-loaded
+    counts = dict(rows(url, "SELECT date, count(*) FROM redtrack.daily_spend GROUP BY 1"))
+    window = [D1 - timedelta(days=2) + timedelta(days=i) for i in range((D2 - D1).days + 3)]
+    assert counts == {day: expected_keys(standin, day) for day in window}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,19 +237,18 @@ def _live_run(dag_id: str, state: str | None):
 
 
 @pytest.mark.slow
-def test_maintenance_dag_inspects_refuses_while_live_then_drops(toy, airflow_db, monkeypatch, capfd):
+def test_maintenance_dag_inspects_refuses_while_live_then_drops(env, airflow_db, monkeypatch, capfd):
     from signalroom.orchestration.maintenance import build_maintenance_dag
-    from signalroom.pipeline import Window, run_load
 
-    url, destination = toy
-    monkeypatch.setenv(*next(iter(toysource.warehouse_connection(url).items())))
-    run_load(TOY_SOURCE, TOY_RESOURCE, Window(end=D1), destination)
-    leave_pending(destination, D2)
-    folder = data_dir() / "pipelines" / TOY_PIPELINE
+    url, destination, standin = env
+    monkeypatch.setenv(*next(iter(warehouse_connection(url).items())))
+    load(standin, destination, D1)
+    leave_pending(standin, destination, D2)
+    folder = data_dir() / "pipelines" / PIPELINE
     before = folder_fingerprint(folder)
     dag = build_maintenance_dag()
 
-    inspect = dag.test(run_conf={"pipeline": TOY_PIPELINE, "action": "inspect"})
+    inspect = dag.test(run_conf={"pipeline": PIPELINE, "action": "inspect"})
     assert str(inspect.state) == "success", _states(inspect)
     listed = _xcom(dag.dag_id, inspect.run_id, "pending_packages")
     assert len(listed["pending"]) == 2 and listed["dry_run"] is True
@@ -245,17 +256,17 @@ def test_maintenance_dag_inspects_refuses_while_live_then_drops(toy, airflow_db,
     state = _xcom(dag.dag_id, inspect.run_id, "pipeline_state")
     assert state["resources"][0]["cursors"][0]["last_value"] == D1.isoformat()
 
-    drop = {"pipeline": TOY_PIPELINE, "action": "drop", "dry_run": False}
+    drop = {"pipeline": PIPELINE, "action": "drop", "dry_run": False}
     capfd.readouterr()
-    _live_run("signalroom_redtrack", "running")
+    _live_run(DAG_ID, "running")
     try:
         refused = dag.test(run_conf=drop)
     finally:
-        _live_run("signalroom_redtrack", None)
+        _live_run(DAG_ID, None)
     assert _states(refused)["pending_packages"] == "failed"
     log = "".join(capfd.readouterr())
-    assert "refusing to drop pending packages of redtrack__daily_spend" in log
-    assert "DAG signalroom_redtrack has 1 run(s) running or queued" in log
+    assert f"refusing to drop pending packages of {PIPELINE}" in log
+    assert f"DAG {DAG_ID} has 1 run(s) running or queued" in log
     assert folder_fingerprint(folder) == before
 
     dropped = dag.test(run_conf=drop)
@@ -264,6 +275,5 @@ def test_maintenance_dag_inspects_refuses_while_live_then_drops(toy, airflow_db,
     assert result["dropped"] == sorted(p["load_id"] for p in listed["pending"])
     assert result["still_pending"] is False
 
-    fresh = run_load(TOY_SOURCE, TOY_RESOURCE, Window(end=D3), destination)
-    assert fresh["cursor_after"]["incremental.date"]["last_value"] == D3.isoformat()
-    assert days_loaded(url)[-1] == D3.isoformat()
+    fresh = load(standin, destination, D3)
+    assert last_value(fresh) == D3.isoformat() and days_loaded(url)[-1] == D3

@@ -2,7 +2,7 @@
 and refuse without one, and its page, opened in headless Chromium, shows the cursors.
 
 One API server per module (it takes a while to start); the state it shows comes from a real
-toy load into Postgres (tests/toysource.py, under redtrack's registered names).
+RedTrack load (loopback API stand-in) into Postgres, through the load task's code path.
 """
 
 from __future__ import annotations
@@ -19,12 +19,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-import toysource
 from headless import find_chromium, open_page
-from signalroom.destinations import DestinationConfig
 from signalroom.registry import registered_pipelines
-from toysource import TOY_PIPELINE, TOY_RESOURCE, TOY_SOURCE, dlt_postgres_url
 
+from tests.maintenance_support import (
+    PIPELINE,
+    RESOURCE,
+    SOURCE,
+    load,
+    postgres,
+    start_standin,
+    warehouse_connection,
+)
+from tests.sources.api_support import with_password
 from tools.standins.postgres import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +49,7 @@ def warehouse_url(postgres_server):
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
-    yield dlt_postgres_url(postgres_server.url(name))
+    yield with_password(postgres_server.url(name))
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
@@ -56,7 +63,7 @@ def started_server(airflow_db, warehouse_url, tmp_path_factory):
     """
     port = free_port()
     log = tmp_path_factory.mktemp("api") / "api-server.log"
-    env = {**os.environ, **toysource.warehouse_connection(warehouse_url)}
+    env = {**os.environ, **warehouse_connection(warehouse_url)}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "airflow", "api-server", "-H", "127.0.0.1", "-p", str(port), "-w", "1"],
@@ -75,16 +82,14 @@ def started_server(airflow_db, warehouse_url, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def warehouse(started_server, warehouse_url, tmp_path_factory):
-    """One real load of the toy pipeline into the module's database; its URL and summary."""
-    from signalroom.pipeline import Window, run_load
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DLT_DATA_DIR", str(tmp_path_factory.mktemp("dlt")))
-        toysource.use_toy(mp)
-        summary = run_load(
-            TOY_SOURCE, TOY_RESOURCE, Window(end=date(2025, 4, 2)),
-            DestinationConfig(kind="postgres", postgres_url=warehouse_url),
-        )
+    """One real RedTrack load into the module's database; its URL and the load summary."""
+    standin = start_standin()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("DLT_DATA_DIR", str(tmp_path_factory.mktemp("dlt")))
+            summary = load(standin, postgres(warehouse_url), date(2025, 4, 2))
+    finally:
+        standin.stop()
     return warehouse_url, summary
 
 
@@ -112,7 +117,7 @@ def token(api_server):
     return resp.json()["access_token"]
 
 
-PATHS = [f"{PREFIX}/api/pipelines", f"{PREFIX}/api/pipelines/{TOY_PIPELINE}", f"{PREFIX}/?dag_id=signalroom_redtrack"]
+PATHS = [f"{PREFIX}/api/pipelines", f"{PREFIX}/api/pipelines/{PIPELINE}", f"{PREFIX}/?dag_id=signalroom_redtrack"]
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -137,10 +142,10 @@ def test_one_pipeline_state_is_the_shared_code_path(api_server, token, warehouse
 
     url, summary = warehouse
     auth = {"Authorization": f"Bearer {token}"}
-    resp = httpx.get(f"{api_server}{PREFIX}/api/pipelines/{TOY_PIPELINE}", headers=auth, timeout=60)
+    resp = httpx.get(f"{api_server}{PREFIX}/api/pipelines/{PIPELINE}", headers=auth, timeout=60)
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    same = read_pipeline_state(TOY_PIPELINE, DestinationConfig(kind="postgres", postgres_url=url)).to_dict()
+    same = read_pipeline_state(PIPELINE, postgres(url)).to_dict()
     assert body == json.loads(json.dumps(same))
     cursor = body["resources"][0]["cursors"][0]
     assert cursor["last_value"] == summary["cursor_after"]["incremental.date"]["last_value"] == "2025-04-02"
@@ -148,7 +153,7 @@ def test_one_pipeline_state_is_the_shared_code_path(api_server, token, warehouse
     assert "trust" not in resp.text  # the connection's password never leaves the server
     assert httpx.get(f"{api_server}{PREFIX}/api/pipelines/nope__x", headers=auth).status_code == 404
     # read-only: nothing but GET
-    assert httpx.post(f"{api_server}{PREFIX}/api/pipelines/{TOY_PIPELINE}", headers=auth).status_code == 405
+    assert httpx.post(f"{api_server}{PREFIX}/api/pipelines/{PIPELINE}", headers=auth).status_code == 405
 
 
 def test_plugin_registers_the_app_and_its_links(api_server, token):
@@ -175,8 +180,8 @@ def test_page_in_headless_chromium_shows_the_cursors(api_server, token, warehous
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.write_bytes(page.screenshot)
     assert page.status == 200, page.text
-    assert f"sources.{TOY_SOURCE}.resources.{TOY_RESOURCE}.incremental.date" in page.text
-    assert "2025-04-02" in page.text and "loaded" in page.text and TOY_PIPELINE in page.text
+    assert f"sources.{SOURCE}.resources.{RESOURCE}.incremental.date" in page.text
+    assert "2025-04-02" in page.text and "loaded" in page.text and PIPELINE in page.text
     assert page.screenshot[:8] == b"\x89PNG\r\n\x1a\n" and len(page.screenshot) > 5000
 
     refused = open_page(url)  # no cookie: Airflow's auth answers, not the page

@@ -14,10 +14,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-import toysource
 from signalroom.destinations import DestinationConfig, data_dir
 from signalroom.state import cursor_summary, format_state, read_pipeline_state, read_states, resource_views
-from toysource import TOY_PIPELINE, TOY_RESOURCE, TOY_SOURCE, dlt_postgres_url
+
+from tests.maintenance_support import PIPELINE, RESOURCE, SOURCE, load, postgres, start_standin
+from tests.sources.api_support import fast_retries
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -64,15 +65,18 @@ def test_tracked_files_count_and_newest():
 
 @pytest.fixture
 def loaded(monkeypatch, dlt_data_dir, pg_database):
-    """Two real loads of the toy pipeline into Postgres (the second moves the cursor)."""
-    from signalroom.pipeline import Window, make_pipeline, run_load
+    """Two real RedTrack loads into Postgres (the second moves the cursor)."""
+    from signalroom.pipeline import make_pipeline
 
-    toysource.use_toy(monkeypatch)
-    url = dlt_postgres_url(pg_database)
-    destination = DestinationConfig(kind="postgres", postgres_url=url)
-    run_load(TOY_SOURCE, TOY_RESOURCE, Window(end=date(2025, 2, 1)), destination)
-    summary = run_load(TOY_SOURCE, TOY_RESOURCE, Window(end=date(2025, 2, 3)), destination)
-    return url, destination, summary, make_pipeline(TOY_SOURCE, TOY_RESOURCE, destination)
+    fast_retries(monkeypatch)
+    destination = postgres(pg_database)
+    standin = start_standin()
+    try:
+        load(standin, destination, date(2025, 2, 1))
+        summary = load(standin, destination, date(2025, 2, 3))
+    finally:
+        standin.stop()
+    return destination.postgres_url, destination, summary, make_pipeline(SOURCE, RESOURCE, destination)
 
 
 def _dlt_cli_sources(pipeline_name: str) -> tuple[int, dict]:
@@ -90,33 +94,32 @@ def test_state_equals_what_dlt_reports(loaded, tmp_path):
     import dlt
 
     url, destination, summary, pipeline = loaded
-    shown = read_pipeline_state(TOY_PIPELINE, destination)
+    shown = read_pipeline_state(PIPELINE, destination)
     assert shown.found and shown.error is None
-    ours = shown.sources_summary[TOY_RESOURCE]
+    ours = shown.sources_summary[RESOURCE]
 
     # 1. the pipeline object that loaded, and the load task's own summary
-    own = pipeline.state["sources"][TOY_SOURCE]["resources"][TOY_RESOURCE]
+    own = pipeline.state["sources"][SOURCE]["resources"][RESOURCE]
     assert ours == cursor_summary(own) == summary["cursor_after"]
     assert ours["incremental.date"]["last_value"] == "2025-02-03"
-    assert ours["incremental.date"]["unique_hashes"] == 3  # the 3 rows at the boundary day
+    assert ours["incremental.date"]["unique_hashes"] == 0  # redtrack turns boundary dedup off
 
     # 2. dlt's CLI, in another process
-    version, cli_sources = _dlt_cli_sources(TOY_PIPELINE)
-    assert ours == cursor_summary(cli_sources[TOY_SOURCE]["resources"][TOY_RESOURCE])
+    version, cli_sources = _dlt_cli_sources(PIPELINE)
+    assert ours == cursor_summary(cli_sources[SOURCE]["resources"][RESOURCE])
     assert shown.state_version == version
 
     # 3. a fresh worker: an empty working folder restored from the destination by dlt
-    fresh = dlt.pipeline(
-        TOY_PIPELINE, destination=destination.to_dlt(), dataset_name="redtrack", pipelines_dir=str(tmp_path)
-    )
+    fresh = dlt.pipeline(PIPELINE, destination=destination.to_dlt(), dataset_name="redtrack",
+                         pipelines_dir=str(tmp_path))
     fresh.sync_destination()
-    restored = fresh.state["sources"][TOY_SOURCE]["resources"][TOY_RESOURCE]
+    restored = fresh.state["sources"][SOURCE]["resources"][RESOURCE]
     assert ours == cursor_summary(restored)
 
     # the cursor row and the last load
     cursor = shown.resources[0].cursors[0]
-    assert cursor.path == f"sources.{TOY_SOURCE}.resources.{TOY_RESOURCE}.incremental.date"
-    assert (cursor.initial_value, cursor.last_value) == ("2025-01-30", "2025-02-03")
+    assert cursor.path == f"sources.{SOURCE}.resources.{RESOURCE}.incremental.date"
+    assert (cursor.start_value, cursor.last_value) == ("2025-02-01", "2025-02-03")
     assert shown.last_load.load_id == summary["load_ids"][-1] and shown.last_load.status_text == "loaded"
     assert shown.state_load_id == summary["load_ids"][-1]
     table = format_state(shown)
@@ -127,15 +130,15 @@ def test_cli_state_command(loaded):
     url, *_ = loaded
     env = {**os.environ, "SIGNALROOM_DESTINATION": "postgres", "DESTINATION__POSTGRES__CREDENTIALS": url,
            "PYTHONPATH": str(ROOT / "include")}
-    out = subprocess.run([sys.executable, "-m", "signalroom", "state", TOY_PIPELINE],
+    out = subprocess.run([sys.executable, "-m", "signalroom", "state", PIPELINE],
                          env=env, capture_output=True, text=True, check=True).stdout
-    assert f"sources.{TOY_SOURCE}.resources.{TOY_RESOURCE}.incremental.date" in out
+    assert f"sources.{SOURCE}.resources.{RESOURCE}.incremental.date" in out
     assert "2025-02-03" in out and "last load:" in out
     # every pipeline at once: the others have not loaded and say so; exit code stays 0
     allout = subprocess.run([sys.executable, "-m", "signalroom", "state", "--json"],
                             env=env, capture_output=True, text=True, check=True).stdout
     states = {s["pipeline"]: s for s in json.loads(allout)}
-    assert states[TOY_PIPELINE]["found"] and "never loaded" in states["everflow__daily_stats"]["error"]
+    assert states[PIPELINE]["found"] and "never loaded" in states["everflow__daily_stats"]["error"]
     bad = subprocess.run([sys.executable, "-m", "signalroom", "state", "nope__nothing"],
                          env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown pipeline 'nope__nothing'" in bad.stderr
@@ -147,6 +150,6 @@ def test_unreachable_destination_is_reported_without_the_password():
     destination = DestinationConfig(
         kind="postgres", postgres_url=f"postgresql://postgres:s3cr%40t-pw@127.0.0.1:{free_port()}/x"
     )
-    [state] = read_states([TOY_PIPELINE], destination)
+    [state] = read_states([PIPELINE], destination)
     assert not state.found and state.error
     assert "s3cr" not in state.error and "s3cr" not in json.dumps(state.to_dict())

@@ -153,3 +153,26 @@ def test_unreachable_destination_is_reported_without_the_password():
     [state] = read_states([PIPELINE], destination)
     assert not state.found and state.error
     assert "s3cr" not in state.error and "s3cr" not in json.dumps(state.to_dict())
+
+
+def test_last_load_when_pipelines_share_a_dataset(loaded, monkeypatch):
+    """`_dlt_loads` has no pipeline column: with one pipeline per dataset the newest load is
+    its own; when several share the dataset (s3_exports), it is the newest that saved its state."""
+    from dataclasses import replace
+
+    import psycopg2
+    from signalroom.registry import REGISTRY
+
+    url, destination, summary, _ = loaded
+    conn = psycopg2.connect(url)
+    with conn, conn.cursor() as cur:  # a newer load by some other pipeline of the dataset
+        cur.execute("INSERT INTO redtrack._dlt_loads (load_id, schema_name, status, inserted_at, "
+                    "schema_version_hash) VALUES ('9999999999.1', 'redtrack', 0, now(), 'other')")
+    conn.close()
+    alone = read_pipeline_state(PIPELINE, destination)
+    assert alone.last_load.load_id == "9999999999.1" and not alone.shared_dataset
+
+    monkeypatch.setitem(REGISTRY, "redtrack_b", replace(REGISTRY["redtrack"], name="redtrack_b", dataset="redtrack"))
+    shared = read_pipeline_state(PIPELINE, destination)
+    assert shared.shared_dataset and shared.last_load.load_id == summary["load_ids"][-1]
+    assert "dataset is shared" in format_state(shared)

@@ -164,6 +164,8 @@ class PipelineState:
     state_load_id: str | None = None
     resources: list[ResourceView] = field(default_factory=list)
     last_load: LoadRow | None = None
+    # several pipelines load this dataset: last_load is the newest load that saved this state
+    shared_dataset: bool = False
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,35 +211,29 @@ def _scrub(message: str, destination: DestinationConfig) -> str:
     return message
 
 
-def _last_load(client: Any, pipeline_name: str, table: str | None) -> LoadRow | None:
-    """Newest completed load that wrote this pipeline's state or a row of its table.
+def _last_load(client: Any, pipeline_name: str, dataset_shared: bool) -> LoadRow | None:
+    """The pipeline's newest completed load (`_dlt_loads` has no pipeline column).
 
-    `_dlt_loads` has no pipeline column (and several pipelines share a dataset), so a load is
-    attributed through the pipeline's state rows and the `_dlt_load_id` of its table.
+    A dataset written by one pipeline: its newest load. A dataset shared by several pipelines
+    (s3_exports): the newest load that saved this pipeline's state. Both are index-free lookups
+    on small tables; attributing through the data table's `_dlt_load_id` would scan it.
     """
     sql = client.sql_client
     loads = sql.make_qualified_table_name("_dlt_loads")
-    states = sql.make_qualified_table_name("_dlt_pipeline_state")
-    where = f"l.load_id IN (SELECT s._dlt_load_id FROM {states} s WHERE s.pipeline_name = %s)"
-    if table:
-        data = sql.make_qualified_table_name(table)
-        where += f" OR EXISTS (SELECT 1 FROM {data} t WHERE t._dlt_load_id = l.load_id)"
-    rows = sql.execute_sql(
-        f"SELECT l.load_id, l.status, l.inserted_at FROM {loads} l WHERE {where} "
-        "ORDER BY l.load_id DESC LIMIT 1",
-        pipeline_name,
-    )
+    query = f"SELECT l.load_id, l.status, l.inserted_at FROM {loads} l"
+    args: tuple[Any, ...] = ()
+    if dataset_shared:
+        states = sql.make_qualified_table_name("_dlt_pipeline_state")
+        query += f" WHERE l.load_id IN (SELECT s._dlt_load_id FROM {states} s WHERE s.pipeline_name = %s)"
+        args = (pipeline_name,)
+    rows = sql.execute_sql(query + " ORDER BY l.load_id DESC LIMIT 1", *args)
     if not rows:
         return None
     load_id, status, inserted_at = rows[0]
     return LoadRow(load_id=str(load_id), status=int(status), inserted_at=_iso(inserted_at))
 
 
-def _table_exists(client: Any, table: str) -> bool:
-    return any(columns for _, columns in client.get_storage_tables([table]))
-
-
-def _read_one(client: Any, result: PipelineState, table: str | None) -> None:
+def _read_one(client: Any, result: PipelineState, dataset_shared: bool) -> None:
     from dlt.common.versioned_state import decompress_state
 
     stored = client.get_stored_state(result.pipeline)  # dlt's own query: newest row of a status-0 load
@@ -248,22 +244,21 @@ def _read_one(client: Any, result: PipelineState, table: str | None) -> None:
         result.state_created_at = _iso(stored.created_at)
         result.state_load_id = stored._dlt_load_id
         result.resources = resource_views(state.get("sources") or {})
-    if table and not _table_exists(client, table):
-        table = None
-    result.last_load = _last_load(client, result.pipeline, table)
+    result.shared_dataset = dataset_shared
+    result.last_load = _last_load(client, result.pipeline, dataset_shared)
 
 
 def read_states(pipeline_names: Iterable[str], destination: DestinationConfig) -> list[PipelineState]:
     """Decode each pipeline's newest state from the destination (one connection per dataset)."""
     from signalroom.pipeline import prepare_dlt_env
-    from signalroom.registry import find_pipeline, pipeline_name
+    from signalroom.registry import find_pipeline, pipeline_name, registered_pipelines
 
     prepare_dlt_env()
     import dlt
     from dlt.common.destination.exceptions import DestinationUndefinedEntity
     from dlt.dataset.utils import get_destination_clients
 
-    by_dataset: dict[str, list[tuple[PipelineState, str]]] = {}
+    by_dataset: dict[str, list[PipelineState]] = {}
     results = []
     for name in pipeline_names:
         spec, resource = find_pipeline(name)
@@ -275,28 +270,32 @@ def read_states(pipeline_names: Iterable[str], destination: DestinationConfig) -
             destination=destination.describe(),
         )
         results.append(result)
-        by_dataset.setdefault(spec.dataset_name, []).append((result, resource.table))
+        by_dataset.setdefault(spec.dataset_name, []).append(result)
+    writers: dict[str, int] = {}  # registered pipelines per dataset
+    for other in registered_pipelines():
+        dataset = find_pipeline(other)[0].dataset_name
+        writers[dataset] = writers.get(dataset, 0) + 1
 
     dest = destination.to_dlt()
     for dataset, members in by_dataset.items():
         try:
             client = get_destination_clients(
-                dlt.Schema(members[0][0].source), destination=dest, destination_dataset_name=dataset
+                dlt.Schema(members[0].source), destination=dest, destination_dataset_name=dataset
             )[0]
             with client:
-                for result, table in members:
+                for result in members:
                     try:
-                        _read_one(client, result, client.schema.naming.normalize_table_identifier(table))
+                        _read_one(client, result, writers.get(dataset, 1) > 1)
                     except DestinationUndefinedEntity:
                         result.error = (
                             f"no dlt state in dataset {dataset!r} yet: pipeline {result.pipeline} "
                             "never loaded into this destination (or the dataset name is wrong)"
                         )
         except DestinationUndefinedEntity:
-            for result, _ in members:
+            for result in members:
                 result.error = f"dataset {dataset!r} does not exist in {destination.describe()}: never loaded"
         except Exception as exc:  # connection, auth: shown to the on-call, never with the password
-            for result, _ in members:
+            for result in members:
                 result.error = _scrub(f"{type(exc).__name__}: {exc}", destination)
     return results
 
@@ -337,9 +336,11 @@ STATE_HEADER = ["state path", "initial_value", "start_value", "last_value", "ded
 
 def format_state(state: PipelineState) -> str:
     load = state.last_load
+    basis = " (newest that saved this state; the dataset is shared)" if state.shared_dataset else ""
     head = (
         f"pipeline {state.pipeline} (dataset {state.dataset}, {state.destination})\n"
-        f"  last load: {load.load_id + ' ' + load.status_text + ' at ' + _cell(load.inserted_at) if load else '-'}\n"
+        f"  last load: {load.load_id + ' ' + load.status_text + ' at ' + _cell(load.inserted_at) if load else '-'}"
+        f"{basis}\n"
         f"  state: version {_cell(state.state_version)}, saved {_cell(state.state_created_at)} "
         f"by load {_cell(state.state_load_id)}"
     )

@@ -176,3 +176,38 @@ def test_last_load_when_pipelines_share_a_dataset(loaded, monkeypatch):
     shared = read_pipeline_state(PIPELINE, destination)
     assert shared.shared_dataset and shared.last_load.load_id == summary["load_ids"][-1]
     assert "dataset is shared" in format_state(shared)
+
+
+def test_s3_exports_tracked_files_read_from_the_destination(dlt_data_dir, pg_database, tmp_path):
+    """Real s3_exports loads (moto's S3 server, synthetic exports): two files tracked by
+    orders_create, shown as count + newest; a second pipeline shares the dataset."""
+    import uuid
+    from datetime import timedelta
+
+    from signalroom.pipeline import Window, run_load
+
+    from tests.sources.api_support import with_password
+    from tools.standins.exports import export_name, write_export
+    from tools.standins.s3 import S3Server
+
+    destination = DestinationConfig(kind="postgres", postgres_url=with_password(pg_database))
+    d1 = date(2025, 12, 1)
+    with S3Server() as s3:
+        bucket = f"exports-{uuid.uuid4().hex[:12]}"
+        s3.create_bucket(bucket)
+        keys = []
+        for day, prefix in ((d1, "orders-create"), (d1 + timedelta(days=1), "orders-create"), (d1, "orders-update")):
+            keys.append(f"{prefix}/{export_name(day, prefix)}")
+            s3.put(bucket, keys[-1], write_export(tmp_path / f"{uuid.uuid4().hex}.csv", day, 20).read_bytes())
+        window = Window(end=d1 + timedelta(days=1))
+        create = run_load("s3_exports", "orders_create", window, destination, source_kwargs=s3.source_kwargs(bucket))
+        run_load("s3_exports", "orders_update", window, destination, source_kwargs=s3.source_kwargs(bucket))
+
+    shown = read_pipeline_state("s3_exports__orders_create", destination)
+    [files] = shown.resources[0].tracked
+    assert files.path == "sources.s3_exports.resources.orders_create.files"
+    assert (files.count, files.newest) == (2, keys[1])
+    assert shown.sources_summary["orders_create"] == create["cursor_after"]
+    # three pipelines share the s3_exports dataset: its last load is the one that saved its state
+    assert shown.shared_dataset and shown.last_load.load_id == create["load_ids"][-1]
+    assert keys[1] in format_state(shown)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 from tools import localenv
 

@@ -28,7 +28,8 @@ DLT_DIR = DEMO / "dlt_data" if _DEMO_DIR else ROOT / ".dlt_data"
 WAREHOUSE = DEMO / "warehouse.duckdb"
 EXPORTS = DEMO / "exports"
 LOGS = DEMO / "logs"
-DEMO_KEYS = {"everflow": "demo-everflow-key", "redtrack": "demo-redtrack-key"}
+SETTINGS = ROOT / "tools" / "demo_settings.yaml"
+DEMO_KEYS = {"everflow": "demo-everflow-key", "redtrack": "demo-redtrack-key"}  # as in SETTINGS
 # Synthetic export days: fixed, so a second demo run finds nothing new.
 EXPORT_DAYS = [date(2025, 12, 16) + timedelta(days=i) for i in range(3)]
 EXPORT_ROWS = 500
@@ -50,17 +51,16 @@ def prepare_exports() -> None:
     marker.write_text("\n".join(str(f.relative_to(EXPORTS)) for f in files))
 
 
-def connections_env(api_url: str) -> dict[str, str]:
-    env: dict[str, str] = {}
-    conns = {
-        "signalroom_warehouse": {"conn_type": "duckdb", "host": str(WAREHOUSE)},
-        "signalroom_everflow": {"conn_type": "http", "host": api_url, "password": DEMO_KEYS["everflow"]},
-        "signalroom_redtrack": {"conn_type": "http", "host": api_url, "password": DEMO_KEYS["redtrack"]},
-        "signalroom_s3": {"conn_type": "aws", "extra": {"bucket_url": EXPORTS.resolve().as_uri()}},
+def apply_connections(api_url: str) -> None:
+    """The demo's connections, through the same settings loader the compose stack uses."""
+    from signalroom.orchestration.airflow_settings import apply_settings, load_settings
+
+    env = {
+        "SIGNALROOM_DEMO_WAREHOUSE": str(WAREHOUSE),
+        "SIGNALROOM_DEMO_API_URL": api_url,
+        "SIGNALROOM_DEMO_EXPORTS_URL": EXPORTS.resolve().as_uri(),
     }
-    for conn_id, conn in conns.items():
-        env.update(localenv.airflow_connection_env(conn_id, conn))
-    return env
+    apply_settings(load_settings(SETTINGS, env))
 
 
 def run_dag(dag_id: str, env: dict[str, str]) -> float:
@@ -152,7 +152,8 @@ def main() -> int:
     prepare_exports()
     api = ApiStandin(everflow_key=DEMO_KEYS["everflow"], redtrack_key=DEMO_KEYS["redtrack"]).start()
     _say(f"API stand-in (Everflow + RedTrack) on {api.url}; exports in {EXPORTS}")
-    env = {**os.environ, **env_vars, **connections_env(api.url)}
+    apply_connections(api.url)
+    env = {**os.environ, **env_vars}
     results = []
     try:
         for name in REGISTRY:

@@ -27,7 +27,6 @@ def main() -> int:
     tmp = private_env("p2")
     from signalroom.destinations import DestinationConfig
     from signalroom.pipeline import Window, run_load
-
     from tools.standins.exports import header, write_exports
     from tools.standins.s3 import S3Process
 

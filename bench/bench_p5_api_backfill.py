@@ -132,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     localenv.apply(tmp / "airflow", tmp / "dlt")
     os.environ["RUNTIME__LOG_LEVEL"] = "WARNING"
     from signalroom.destinations import DestinationConfig
-
     from tools.standins.api import ApiStandin
 
     dest = (DestinationConfig(kind="postgres", postgres_url=args.postgres_url) if args.postgres_url

@@ -43,11 +43,11 @@ def main(rounds: int = 7) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-plugin-"))
     localenv.apply(tmp / "airflow", tmp / "dlt")
     import psycopg2
+
     from signalroom.destinations import DestinationConfig
     from signalroom.pipeline import Window, run_load
     from signalroom.registry import registered_pipelines
     from signalroom.state import PipelineState, _read_one, read_pipeline_state, read_states
-
     from tools.standins.api import ApiStandin
     from tools.standins.postgres import find_or_start
 

@@ -10,7 +10,6 @@ from urllib.parse import unquote, urlsplit
 
 from signalroom.destinations import DestinationConfig
 from signalroom.pipeline import Window, build_source, make_pipeline, run_load
-
 from tests.sources.api_support import with_password
 from tools.standins.api import ApiStandin
 

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from signalroom.orchestration.airflow_settings import (
     SettingsError,
     apply_settings,
@@ -21,7 +22,6 @@ from signalroom.orchestration.airflow_settings import (
     main,
     parse_settings,
 )
-
 from tools import localenv
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import psycopg2
 import pytest
+
 from signalroom.destinations import postgres_url
 from signalroom.orchestration.connections import (
     SSLMODES,

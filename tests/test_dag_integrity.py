@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from signalroom.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent

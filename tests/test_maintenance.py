@@ -16,8 +16,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from signalroom.destinations import data_dir
 
+from signalroom.destinations import data_dir
 from tests.maintenance_support import (
     DAG_ID,
     KEY,

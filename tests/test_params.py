@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from signalroom.orchestration.params import (
     PARAM_NAMES,
     InvalidRunParams,
@@ -93,6 +94,7 @@ def test_form_schema_still_checks_types(serialized_s3_dag):
 def serialized_s3_dag():
     """The DAG as the scheduler / API see it when they create a run."""
     from airflow.serialization.serialized_objects import DagSerialization
+
     from signalroom.orchestration.factory import build_dag
 
     return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(build_dag(S3)))

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 from headless import find_chromium, open_page
-from signalroom.registry import registered_pipelines
 
+from signalroom.registry import registered_pipelines
 from tests.maintenance_support import (
     PIPELINE,
     RESOURCE,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from signalroom.registry import REGISTRY, SOURCES, UnknownSourceError, get_spec, load_source_function
 
 

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from signalroom.orchestration.params import RunContext, form_values, resolve_run
 from signalroom.orchestration.schedules import UnsafeScheduleError, check_dst_safe, dst_unsafe_hours
 from signalroom.registry import REGISTRY
@@ -20,6 +21,7 @@ UTC = ZoneInfo("UTC")
 def serialized_dags():
     """The DAGs as the scheduler sees them (it computes run intervals from these)."""
     from airflow.serialization.serialized_objects import DagSerialization
+
     from signalroom.orchestration.factory import build_all_dags
 
     return {

@@ -14,9 +14,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
 from signalroom.destinations import DestinationConfig, data_dir
 from signalroom.state import cursor_summary, format_state, read_pipeline_state, read_states, resource_views
-
 from tests.maintenance_support import PIPELINE, RESOURCE, SOURCE, load, postgres, start_standin
 from tests.sources.api_support import fast_retries
 
@@ -161,6 +161,7 @@ def test_last_load_when_pipelines_share_a_dataset(loaded, monkeypatch):
     from dataclasses import replace
 
     import psycopg2
+
     from signalroom.registry import REGISTRY
 
     url, destination, summary, _ = loaded
@@ -185,7 +186,6 @@ def test_s3_exports_tracked_files_read_from_the_destination(dlt_data_dir, pg_dat
     from datetime import timedelta
 
     from signalroom.pipeline import Window, run_load
-
     from tests.sources.api_support import with_password
     from tools.standins.exports import export_name, write_export
     from tools.standins.s3 import S3Server

@@ -96,6 +96,7 @@ def newest_run_states(dag_id: str) -> tuple[str, dict[str, str]]:
 
 def table_counts() -> list[tuple[str, int]]:
     import duckdb
+
     from signalroom.registry import REGISTRY
 
     if not WAREHOUSE.exists():
@@ -144,7 +145,6 @@ def main() -> int:
     env_vars = localenv.apply(AIRFLOW_HOME, DLT_DIR)
     from signalroom.orchestration.factory import dag_id_for
     from signalroom.registry import REGISTRY
-
     from tools.standins.api import ApiStandin
 
     _say(f"Airflow metadata: {AIRFLOW_HOME} (SQLite); dlt working folder: {DLT_DIR}")

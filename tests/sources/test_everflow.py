@@ -10,8 +10,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from signalroom.pipeline import Window
 
+from signalroom.pipeline import Window
 from tests.sources.api_support import (
     column_types,
     cursor,

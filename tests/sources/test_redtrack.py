@@ -11,8 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from signalroom.pipeline import Window
 
+from signalroom.pipeline import Window
 from tests.sources.api_support import (
     column_types,
     cursor,

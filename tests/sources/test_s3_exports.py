@@ -13,10 +13,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+
 from signalroom.pipeline import Window
 from signalroom.sources.s3_exports import s3_exports
 from signalroom.sources.s3_exports.helpers import ExportConfigError, file_date, parse_prefixes, resource_name
-
 from tests.sources.api_support import column_types, destination, load, local_state, query
 from tools.standins.exports import export_name, header, write_export, write_exports
 from tools.standins.s3 import SECRET_KEY, S3Server

@@ -15,6 +15,7 @@ demo: bootstrap
 	$(PY) -m tools.demo
 
 test: bootstrap
+	@scripts/system-deps.sh
 	$(VENV)/bin/ruff check --select AIR dags plugins include
 	$(PY) -m pytest
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from airflow.sdk import DAG, TaskGroup, task
 
-from signalroom.orchestration import tasks
+from signalroom.orchestration import checks, tasks
 from signalroom.orchestration.params import dag_params
 from signalroom.orchestration.schedules import timetable_for
 from signalroom.registry import REGISTRY, SourceSpec
@@ -73,14 +73,17 @@ def build_dag(spec: SourceSpec) -> DAG:
         tags=["signalroom", f"source:{spec.name}", *spec.tags],
     ) as dag:
         plan = task(task_id="plan", retries=0)(tasks.plan_run)(spec.name)
+        groups = []
         for resource in spec.resources:
-            with TaskGroup(group_id=resource.name, tooltip=f"load then check {resource.table}"):
+            with TaskGroup(group_id=resource.name, tooltip=f"load then check {resource.table}") as group:
                 # one load of a pipeline at a time across all runs, Airflow backfills included
                 # (their runs are not bound by the DAG's max_active_runs)
                 load = task(task_id="load", pool=load_pool(), max_active_tis_per_dag=1)(
                     tasks.load_resource
                 )(spec.name, resource.name, plan)
-                load  # noqa: B018 - checks attach here (checks.resource_checks)
+                checks.resource_checks(spec, resource, load)
+            groups.append(group)
+        checks.dag_checks(spec, groups)
     return dag
 
 

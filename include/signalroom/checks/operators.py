@@ -50,7 +50,7 @@ def _format_rows(rows: Sequence[Sequence[Any]], description: Sequence[Sequence[A
     header = [str(d[0]) for d in description] if description else [f"c{i}" for i in range(len(rows[0]))]
     cells = [header, *[["NULL" if v is None else str(v) for v in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join("    " + line for line in lines)
 
@@ -89,7 +89,7 @@ class RunScopedCheck:
     def _runs(self, context: Any) -> list[ResourceRun]:
         ti = context["ti"]
         runs = []
-        for resource, task_id in zip(self.target.resources, self.target.load_task_ids):
+        for resource, task_id in zip(self.target.resources, self.target.load_task_ids, strict=True):
             summary = ti.xcom_pull(task_ids=task_id)
             if summary is None and self.target.check.level == "dag":
                 continue  # resource skipped (not selected) this run

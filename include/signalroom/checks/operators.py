@@ -81,6 +81,9 @@ class RunScopedCheck:
                 "warehouse through it (type postgres, or duckdb with host = the database file)"
             ) from None
         dialect = dialect_for(conn.conn_type, self.conn_id)
+        # a hook cached by an earlier execute of this same object (dag.test, benchmarks) may
+        # point at another connection: build it afresh for this run
+        self.__dict__.pop("_hook", None)
         # before the hook is first built (cached): DuckDB read-only lets checks read in parallel
         # the SQL is logged once, by this mixin, not again per statement by the hook
         self.hook_params = {"log_sql": False, **dialect.hook_params, **(self.hook_params or {})}
@@ -244,6 +247,7 @@ class EnsureCheckIndexes(SQLExecuteQueryOperator):
         self.resource = resource
 
     def execute(self, context: Any) -> None:
+        self.__dict__.pop("_hook", None)  # see RunScopedCheck._dialect
         dialect = dialect_for(self.get_db_hook().conn_type, self.conn_id)
         if not dialect.creates_indexes:
             self.log.info("%s: no indexes needed (zone maps prune by _dlt_load_id)", dialect.name)

@@ -190,7 +190,7 @@ def test_null_key_fails(run, warehouse):
             "INSERT INTO checks_fixture.daily (date, id, amount, _client_id, _dlt_load_id, _dlt_id)"
             " VALUES (%s, NULL, 1, '713', %s, 'null-key')", (day(5), load_id),
         )
-    _fails(dag, context, "daily.check_key_not_null", "id.null_check = 1", "null-key")
+    _fails(dag, context, "daily.check_key_not_null", "id.null_check = 1", "2025-03-05 | NULL")
 
 
 def test_stale_table_fails_but_a_source_without_rows_only_warns(warehouse, monkeypatch, capfd):

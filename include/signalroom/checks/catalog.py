@@ -142,6 +142,7 @@ class Plan:
 def resource_values(dialect: Dialect, dataset: str, resource: ResourceSpec, run: ResourceRun) -> dict[str, str]:
     q = dialect.quote
     keys = tuple(resource.primary_key) if is_merge(resource) else ()
+    date_col = (resource.date_column,) if resource.date_column else ()
     return {
         "table": dialect.qualified(dataset, resource.table),
         "loads": dialect.qualified(dataset, LOADS_TABLE),
@@ -155,8 +156,10 @@ def resource_values(dialect: Dialect, dataset: str, resource: ResourceSpec, run:
         "key_columns": ", ".join(q(k) for k in keys),
         "r_key_columns": ", ".join(f"r.{q(k)}" for k in keys),
         "key_join": " AND ".join(f"t.{q(k)} = r.{q(k)}" for k in keys),
-        "key_is_null": " OR ".join(f"{q(k)} IS NULL" for k in keys) or "FALSE",
-        "key_select": "".join(f"t.{q(k)}, " for k in keys),
+        "key_is_null": " OR ".join(f"t.{q(k)} IS NULL" for k in keys) or "FALSE",
+        # what identifies an offending row: its key (and business date); `_dlt_id` is not
+        # there on Arrow-loaded tables (s3_exports)
+        "row_columns": "".join(f", t.{q(c)}" for c in dict.fromkeys((*keys, *date_col))),
         "date_column": q(resource.date_column) if resource.date_column else "NULL",
         "date_column_name": resource.date_column or "",
         "max_rows": str(MAX_OFFENDING_ROWS),

@@ -5,7 +5,7 @@
 -- [partition] expected: 0 NULLs in each key column (${key_names}) of the rows this run wrote
 _dlt_load_id IN (${load_ids})
 -- [offenders]
-SELECT _dlt_load_id, ${key_columns}, _dlt_id
-FROM ${table}
-WHERE _dlt_load_id IN (${load_ids}) AND (${key_is_null})
+SELECT t._dlt_load_id${row_columns}
+FROM ${table} AS t
+WHERE t._dlt_load_id IN (${load_ids}) AND (${key_is_null})
 LIMIT ${max_rows}

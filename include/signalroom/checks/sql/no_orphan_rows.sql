@@ -13,7 +13,7 @@ FROM (
 ) AS r
 WHERE NOT EXISTS (SELECT 1 FROM ${loads} AS l WHERE l.load_id = r._dlt_load_id)
 -- [offenders]
-SELECT t._dlt_load_id, ${key_select}t._dlt_id
+SELECT t._dlt_load_id${row_columns}
 FROM ${table} AS t
 WHERE t._dlt_load_id >= '${horizon_load_id}'
   AND NOT EXISTS (SELECT 1 FROM ${loads} AS l WHERE l.load_id = t._dlt_load_id)

@@ -205,9 +205,9 @@ def main() -> None:
     localenv.apply(tmp / "airflow", tmp / "dlt")
     sys.modules.setdefault("bench_p6_checks", sys.modules[__name__])  # the registry ref's module
     import psycopg2
+
     from signalroom import registry
     from signalroom.orchestration.factory import build_dag
-
     from tools.standins.postgres import find_or_start
 
     spec = _spec()

@@ -10,12 +10,13 @@ import uuid
 import psycopg2
 import pytest
 import test_checks_support as fx
+from test_checks_support import XComFromSummaries, day
+
 from signalroom import registry
 from signalroom.checks import catalog, sqlfiles
 from signalroom.checks.identifiers import InvalidIdentifier
 from signalroom.checks.scope import InvalidLoadSummary, ResourceRun, horizon_load_id
 from signalroom.registry import ResourceSpec, SourceSpec
-from test_checks_support import XComFromSummaries, day
 
 RESOURCE_CHECKS = ["check_loads_completed", "check_no_orphan_rows", "check_unique_key",
                    "check_key_not_null", "check_freshness"]
@@ -285,6 +286,7 @@ def test_same_checks_on_duckdb(tmp_path, dlt_data_dir, monkeypatch):
     import json
 
     import duckdb
+
     from signalroom.orchestration.factory import build_dag
 
     path = tmp_path / "warehouse.duckdb"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import psycopg2
 import pytest
 import test_checks_support as fx
+
 from signalroom import registry
 
 

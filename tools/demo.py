@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from tools import localenv
@@ -30,8 +30,10 @@ EXPORTS = DEMO / "exports"
 LOGS = DEMO / "logs"
 SETTINGS = ROOT / "tools" / "demo_settings.yaml"
 DEMO_KEYS = {"everflow": "demo-everflow-key", "redtrack": "demo-redtrack-key"}  # as in SETTINGS
-# Synthetic export days: fixed, so a second demo run finds nothing new.
-EXPORT_DAYS = [date(2025, 12, 16) + timedelta(days=i) for i in range(3)]
+# Synthetic export days: the three ET days up to the last finished one, like a bucket whose
+# exports are current (the freshness check compares them with the run's window end). Written
+# once per demo folder, so a second demo run finds nothing new.
+EXPORT_DAYS_BACK = 3
 EXPORT_ROWS = 500
 
 
@@ -46,8 +48,12 @@ def prepare_exports() -> None:
     marker = EXPORTS / ".complete"
     if marker.exists():
         return
+    from signalroom.pipeline import last_finished_day
+
     EXPORTS.mkdir(parents=True, exist_ok=True)
-    files = write_exports(EXPORTS, EXPORT_DAYS, EXPORT_ROWS)
+    end = last_finished_day()
+    days = [end - timedelta(days=n) for n in range(EXPORT_DAYS_BACK)]
+    files = write_exports(EXPORTS, days, EXPORT_ROWS)
     marker.write_text("\n".join(str(f.relative_to(EXPORTS)) for f in files))
 
 

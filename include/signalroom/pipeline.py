@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from signalroom.destinations import DestinationConfig, data_dir
+from signalroom.logs import log_load_summary, progress_collector, route_dlt_logs
 from signalroom.registry import DEFAULT_TIMEZONE, get_spec, load_source_function, pipeline_name
 from signalroom.state import cursor_summary
 
@@ -83,6 +84,7 @@ def prepare_dlt_env() -> None:
     os.environ.setdefault("DATA_WRITER__DISABLE_COMPRESSION", "true")
     # Arrow rows (s3_exports) get `_dlt_load_id` as JSON rows do, so checks can join _dlt_loads.
     os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+    route_dlt_logs()  # dlt's stderr lines would be ERROR in Airflow 3 task logs (dlt#4462)
 
 
 def make_pipeline(source: str, resource: str, destination: DestinationConfig) -> Any:
@@ -94,6 +96,7 @@ def make_pipeline(source: str, resource: str, destination: DestinationConfig) ->
         destination=destination.to_dlt(),
         dataset_name=get_spec(source).dataset_name,
         pipelines_dir=str(data_dir() / "pipelines"),
+        progress=progress_collector(),  # INFO progress every SIGNALROOM_PROGRESS_SECONDS
     )
 
 
@@ -175,14 +178,6 @@ def run_load(
         "cursor_after": after,
         "seconds": round(time.monotonic() - started, 3),
     }
-    log.info(
-        "loaded %s: rows %s, load ids %s, extract/normalize/load %s s, cursor %s -> %s",
-        name,
-        rows or "{}",
-        summary["load_ids"],
-        "/".join(str(timings.get(s, "-")) for s in ("extract", "normalize", "load")),
-        before,
-        after,
-    )
+    log_load_summary(log, summary)
     return summary
 

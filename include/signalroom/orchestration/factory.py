@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from airflow.sdk import DAG, TaskGroup, task
 
-from signalroom.orchestration import checks, tasks
+from signalroom.orchestration import alerts, checks, tasks
 from signalroom.orchestration.params import dag_params
 from signalroom.orchestration.schedules import timetable_for
 from signalroom.registry import REGISTRY, SourceSpec
@@ -33,6 +33,7 @@ def default_args(spec: SourceSpec) -> dict:
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
+        **alerts.task_callbacks(spec),  # Slack alert after the last retry
     }
 
 
@@ -71,6 +72,7 @@ def build_dag(spec: SourceSpec) -> DAG:
         default_args=default_args(spec),
         params=dag_params(spec),
         tags=["signalroom", f"source:{spec.name}", *spec.tags],
+        **alerts.dag_callbacks(spec),  # run-failure alert, deadline alert
     ) as dag:
         plan = task(task_id="plan", retries=0)(tasks.plan_run)(spec.name)
         groups = []

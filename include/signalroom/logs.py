@@ -1,0 +1,129 @@
+"""dlt's log lines into the host's logging at their real level (dlt-hub/dlt#4462).
+
+dlt gives its logger ("dlt") its own stderr StreamHandler and `propagate = False`. Under
+Airflow 3 a task's stderr is recorded line by line at level ERROR ("task.stderr"), so a
+green load writes dozens of ERROR lines and a real error drowns in them. Airflow routes the
+stdlib `logging` tree of a task process to the task log with each record's own level and
+through its secret masker. So: put one forwarding handler first on dlt's logger. dlt reuses
+the first handler it finds whenever it (re)initialises its logger, so the forwarding survives
+dlt's re-initialisation; any stream handler dlt already attached is removed.
+
+Also used by the CLI: there the records reach whatever `logging.basicConfig` set up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+DLT_LOGGER = "dlt"
+# records keep their own name ("dlt"); they are handed to the handlers of this logger's tree
+FORWARD_THROUGH = "signalroom.dlt"
+PROGRESS_LOGGER = "signalroom.progress"
+ENV_PROGRESS_SECONDS = "SIGNALROOM_PROGRESS_SECONDS"
+DEFAULT_PROGRESS_SECONDS = 30.0
+
+
+class ForwardToLogging(logging.Handler):
+    """Hands each dlt record to the `signalroom.dlt` logger, which propagates to the root."""
+
+    def __init__(self, target: str = FORWARD_THROUGH) -> None:
+        super().__init__()
+        self.target = logging.getLogger(target)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.target.handle(record)
+        except Exception:  # logging must never fail a load
+            self.handleError(record)
+
+
+def route_dlt_logs(logger_name: str = DLT_LOGGER) -> logging.Handler:
+    """Idempotent: make `ForwardToLogging` the only handler of dlt's logger; return it."""
+    dlt_logger = logging.getLogger(logger_name)
+    forward = next((h for h in dlt_logger.handlers if isinstance(h, ForwardToLogging)), None)
+    for handler in list(dlt_logger.handlers):
+        if handler is not forward:
+            dlt_logger.removeHandler(handler)  # dlt's stderr StreamHandler
+    if forward is None:
+        forward = ForwardToLogging()
+        dlt_logger.addHandler(forward)
+    return forward
+
+
+def progress_seconds() -> float:
+    """How often a long load logs its progress (SIGNALROOM_PROGRESS_SECONDS, default 30)."""
+    raw = os.environ.get(ENV_PROGRESS_SECONDS, "")
+    try:
+        value = float(raw) if raw.strip() else DEFAULT_PROGRESS_SECONDS
+    except ValueError:
+        raise ValueError(
+            f"{ENV_PROGRESS_SECONDS}={raw!r} is not a number of seconds: set e.g. {ENV_PROGRESS_SECONDS}=30"
+        ) from None
+    if value <= 0:
+        raise ValueError(f"{ENV_PROGRESS_SECONDS}={raw!r} must be > 0 seconds")
+    return value
+
+
+def progress_collector(log_period: float | None = None):
+    """dlt's `LogCollector` writing progress (items, files, memory) at INFO every N seconds."""
+    from dlt.common.runtime.collector import LogCollector
+
+    return LogCollector(
+        log_period=log_period or progress_seconds(),
+        logger=logging.getLogger(PROGRESS_LOGGER),
+        log_level=logging.INFO,
+        dump_system_stats=True,
+    )
+
+
+def _cursor_value(entry: Any) -> Any:
+    if isinstance(entry, dict) and "last_value" in entry:
+        return entry["last_value"]
+    if isinstance(entry, dict) and "entries" in entry:
+        return f"{entry['entries']} entries"
+    return entry
+
+
+def cursor_change(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """`incremental.date 2025-01-02 -> 2025-01-03; files 3 entries -> 4 entries` (readable diff)."""
+    parts = []
+    for key in sorted(set(before) | set(after)):
+        old, new = _cursor_value(before.get(key)), _cursor_value(after.get(key))
+        parts.append(f"{key} {old} -> {new}" if old != new else f"{key} {new} (unchanged)")
+    return "; ".join(parts) or "none (resource keeps no state)"
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The load summary as a few short lines (one fact each), in the order the on-call reads."""
+    name = summary["pipeline"]
+    window = summary.get("window") or {}
+    kind = "backfill" if window.get("backfill") else "scheduled"
+    start = window.get("start") or "cursor - look-back"
+    rows = summary.get("rows") or {}
+    timings = summary.get("timings") or {}
+    lines = [
+        f"summary {name}: {kind} window {start} .. {window.get('end')} (ET days, inclusive) "
+        f"into {summary.get('destination')} dataset {summary.get('dataset')}",
+    ]
+    files = summary.get("files")
+    if files:
+        shown = ", ".join(str(f) for f in files[:5]) + (
+            f" (+{len(files) - 5} more)" if len(files) > 5 else ""
+        )
+        lines.append(f"summary {name}: files {len(files)}: {shown}")
+    lines += [
+        f"summary {name}: rows "
+        + (", ".join(f"{table}={count}" for table, count in sorted(rows.items())) or "none")
+        + f" (total {sum(rows.values())}); load ids {', '.join(summary.get('load_ids') or []) or 'none'}",
+        f"summary {name}: seconds extract {timings.get('extract', '-')}, normalize "
+        f"{timings.get('normalize', '-')}, load {timings.get('load', '-')}, total {summary.get('seconds')}",
+        f"summary {name}: cursor {cursor_change(summary.get('cursor_before') or {}, summary.get('cursor_after') or {})}",
+    ]
+    return lines
+
+
+def log_load_summary(logger: logging.Logger, summary: dict[str, Any]) -> None:
+    for line in summary_lines(summary):
+        logger.info("%s", line)

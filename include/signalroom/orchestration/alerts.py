@@ -1,0 +1,281 @@
+"""Failure and deadline alerts to a Slack incoming webhook (Airflow connection `signalroom_slack`).
+
+Built on the Slack provider's `SlackWebhookNotifier`, so delivery, retries and the connection
+format are Airflow's. What we add: the message (DAG, task, run, try, window, error class and
+first line, a hint from `signalroom.hints`, the log URL) and silence when the connection does
+not exist, so a bundle without Slack runs without noise. Parse-time cheap: nothing here
+touches a connection, dlt or the database until a callback fires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from datetime import timedelta
+from typing import Any, Mapping
+from urllib.parse import quote
+
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+from signalroom.hints import match_hint, scrub, summarize_error
+from signalroom.registry import SourceSpec, get_spec
+
+log = logging.getLogger("signalroom.alerts")
+
+SLACK_CONN_ID = "signalroom_slack"
+ENV_DEADLINE = "SIGNALROOM_DEADLINE_ET"  # "HH:MM" (ET) for every source, or "off"
+DEFAULT_DEADLINE = "09:00"
+
+
+def _redact(text: str) -> str:
+    """Airflow's secret masker (every secret registered in this process), then URL scrubbing."""
+    try:
+        from airflow.sdk._shared.secrets_masker import redact
+
+        text = str(redact(text))
+    except Exception:  # the masker is a defence; never lose an alert over it
+        pass
+    return scrub(text)
+
+
+def _connection_exists(conn_id: str) -> bool:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return False
+    return True
+
+
+async def _aconnection_exists(conn_id: str) -> bool:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        await BaseHook.aget_connection(conn_id)
+    except AirflowNotFoundException:
+        return False
+    return True
+
+
+def _window_text(source: str, context: Mapping[str, Any]) -> str:
+    """The run's window, resolved exactly as the plan task does (pure: params + interval)."""
+    from signalroom.orchestration.params import InvalidRunParams, resolve_run
+    from signalroom.pipeline import Window
+
+    dag_run = context.get("dag_run")
+    run_after = getattr(dag_run, "run_after", None)
+    if run_after is None:
+        return "unknown (no run in the callback context)"
+    try:
+        plan = resolve_run(
+            get_spec(source),
+            context.get("params") or {},
+            data_interval=(context.get("data_interval_start"), context.get("data_interval_end")),
+            run_after=run_after,
+            is_backfill_run=str(getattr(dag_run, "run_type", "")).endswith("backfill"),
+        )
+    except InvalidRunParams as exc:
+        return f"not resolved: invalid trigger input ({exc})"
+    except Exception as exc:  # an alert must still go out
+        return f"not resolved ({type(exc).__name__})"
+    return Window.from_dict(plan["window"]).describe()
+
+
+def _run_url(dag_id: str, run_id: str) -> str:
+    from airflow.sdk.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
+    return f"{base}/dags/{dag_id}/runs/{quote(run_id)}"
+
+
+def failure_message(source: str, context: Mapping[str, Any], *, dag_level: bool = False) -> str:
+    """The alert text for a failed task (or a failed DAG run) from an Airflow callback context."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag = context.get("dag")
+    dag_id = getattr(dag, "dag_id", None) or getattr(ti, "dag_id", "?")
+    run_id = context.get("run_id") or getattr(ti, "run_id", "?")
+    error = context.get("exception")
+
+    if dag_level:
+        reason = context.get("reason") or "failed"
+        head = f":red_circle: *{dag_id}* run failed ({reason})"
+    else:
+        head = f":red_circle: *{dag_id}* task `{getattr(ti, 'task_id', '?')}` failed"
+    lines = [head, f"run: `{run_id}`"]
+    if ti is not None:
+        retries = getattr(getattr(ti, "task", None), "retries", None)
+        tries = f" of {retries + 1}" if isinstance(retries, int) else ""
+        task_line = f"task: `{ti.task_id}`, " if dag_level else ""
+        lines.append(f"{task_line}try: {getattr(ti, 'try_number', '?')}{tries}")
+    lines.append(f"window: {_window_text(source, context)}")
+
+    if isinstance(error, BaseException):
+        hint = match_hint(error)
+        lines.append(f"error: {summarize_error(error).describe()}")
+    elif error:  # Airflow passes a string for some failures (e.g. a killed task)
+        hint = match_hint(str(error))
+        lines.append(f"error: {str(error).splitlines()[0] if str(error) else error}")
+    else:
+        hint = None
+        lines.append(
+            "error: not in the callback context (see the failed task's alert and log)"
+            if dag_level
+            else "error: none recorded (task killed, timed out or lost its worker: see the log)"
+        )
+    if hint is not None:
+        lines.append(f"hint [{hint.key}]: {hint.cause} -> {hint.fix}")
+        lines.append(f"runbook: {hint.runbook_anchor}")
+    if ti is not None and getattr(ti, "log_url", None):
+        lines.append(f"log: {ti.log_url}")
+    else:
+        lines.append(f"run: {_run_url(dag_id, run_id)}")
+    return _redact("\n".join(lines))
+
+
+class SignalroomFailureNotifier(SlackWebhookNotifier):
+    """`on_failure_callback` for tasks (after the last retry) and DAG runs of one source."""
+
+    def __init__(
+        self, source: str, *, dag_level: bool = False, slack_webhook_conn_id: str = SLACK_CONN_ID, **kwargs
+    ):
+        super().__init__(slack_webhook_conn_id=slack_webhook_conn_id, text="", **kwargs)
+        self.source = source
+        self.dag_level = dag_level
+
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        # The text is built from the context in notify(), not templated; and under dag.test()
+        # the DAG in a DAG callback's context is a SerializedDAG without a template env.
+        return None
+
+    def notify(self, context):
+        if not _connection_exists(self.slack_webhook_conn_id):
+            log.info("no connection %r: failure alert not sent", self.slack_webhook_conn_id)
+            return
+        self.text = failure_message(self.source, context, dag_level=self.dag_level)
+        super().notify(context)
+        log.info("failure alert sent to %r", self.slack_webhook_conn_id)
+
+
+def deadline_message(source: str, deadline_et: str, context: Mapping[str, Any]) -> str:
+    """Text for a run still unfinished at its deadline (context as the scheduler builds it)."""
+    dag_run = context.get("dag_run") or {}
+    deadline = context.get("deadline") or {}
+    dag_id = dag_run.get("dag_id", "?")
+    run_id = dag_run.get("dag_run_id") or dag_run.get("run_id", "?")
+    lines = [
+        f":alarm_clock: *{dag_id}* run not finished by {deadline_et} ET",
+        f"run: `{run_id}` ({dag_run.get('run_type', '?')}), state {dag_run.get('state', '?')}, "
+        f"queued {dag_run.get('queued_at', '?')}, started {dag_run.get('start_date') or 'not yet'}",
+        f"deadline: {deadline.get('deadline_time', '?')} (source {source})",
+        "hint [deadline]: a load is slow, stuck on a rate limit, or waiting for a worker -> open the "
+        "run, read the running task's log (progress lines every few seconds); see "
+        "docs/RUNBOOK.md#hint-deadline",
+        f"run: {_run_url(dag_id, run_id)}",
+    ]
+    return _redact("\n".join(lines))
+
+
+class SignalroomDeadlineNotifier(SlackWebhookNotifier):
+    """Deadline-alert callback (runs in the triggerer, hence async); silent without a connection."""
+
+    def __init__(
+        self,
+        source: str = "",
+        deadline_et: str = DEFAULT_DEADLINE,
+        slack_webhook_conn_id: str = SLACK_CONN_ID,
+        **kwargs,
+    ):
+        super().__init__(slack_webhook_conn_id=slack_webhook_conn_id, text="", **kwargs)
+        self.source = source
+        self.deadline_et = deadline_et
+
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        return None  # built in (async_)notify from the context, not templated
+
+    async def async_notify(self, context):
+        if not await _aconnection_exists(self.slack_webhook_conn_id):
+            log.info("no connection %r: deadline alert not sent", self.slack_webhook_conn_id)
+            return
+        self.text = deadline_message(self.source, self.deadline_et, context)
+        await super().async_notify(context)
+
+    def notify(self, context):  # a sync runner (e.g. an executor callback) gets the same message
+        if not _connection_exists(self.slack_webhook_conn_id):
+            log.info("no connection %r: deadline alert not sent", self.slack_webhook_conn_id)
+            return
+        self.text = deadline_message(self.source, self.deadline_et, context)
+        super().notify(context)
+
+
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def deadline_time(source: str) -> str | None:
+    """The ET time a source's daily run must have finished by: SIGNALROOM_DEADLINE_ET_<SOURCE>,
+    else SIGNALROOM_DEADLINE_ET, else 09:00; "off" disables it."""
+    value = (
+        os.environ.get(f"{ENV_DEADLINE}_{source.upper()}") or os.environ.get(ENV_DEADLINE) or DEFAULT_DEADLINE
+    )
+    value = value.strip()
+    if value.lower() in ("off", "none", "0", "false"):
+        return None
+    if not _HHMM.match(value):
+        raise ValueError(
+            f"{ENV_DEADLINE}={value!r} is not an ET time: use HH:MM (24 h), e.g. {ENV_DEADLINE}=09:00, "
+            "or 'off'"
+        )
+    return value
+
+
+def deadline_interval(schedule: str, deadline_et: str) -> timedelta | None:
+    """Time from the scheduled start (cron minute/hour, read in ET) to the deadline, same day
+    (next day when the deadline is earlier). None for schedules that are not once a day."""
+    fields = schedule.split()
+    if len(fields) != 5 or not (fields[0].isdigit() and fields[1].isdigit()) or fields[2:] != ["*", "*", "*"]:
+        return None
+    start = int(fields[1]) * 60 + int(fields[0])
+    hours, minutes = (int(x) for x in deadline_et.split(":"))
+    delta = (hours * 60 + minutes - start) % (24 * 60)
+    return timedelta(minutes=delta or 24 * 60)
+
+
+def deadline_alert(spec: SourceSpec):
+    """Airflow 3 DeadlineAlert: the run must finish by `deadline_time` ET, counted from when the
+    run was queued (a scheduled run is queued at its cron time; a manual one gets the same span).
+    The span is fixed wall-clock time, so it is exact except across a DST switch between the
+    scheduled start and the deadline (02:00 ET, before any schedule here)."""
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    deadline_et = deadline_time(spec.name)
+    if deadline_et is None:
+        return None
+    interval = deadline_interval(spec.schedule, deadline_et)
+    if interval is None:
+        return None
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=interval,
+        callback=AsyncCallback(
+            SignalroomDeadlineNotifier,
+            kwargs={"source": spec.name, "deadline_et": deadline_et, "slack_webhook_conn_id": SLACK_CONN_ID},
+        ),
+        name=f"{spec.name} finished by {deadline_et} ET",
+    )
+
+
+def dag_callbacks(spec: SourceSpec) -> dict[str, Any]:
+    """DAG arguments: failure alert for the run, deadline alert (when the schedule is daily)."""
+    args: dict[str, Any] = {"on_failure_callback": SignalroomFailureNotifier(spec.name, dag_level=True)}
+    deadline = deadline_alert(spec)
+    if deadline is not None:
+        args["deadline"] = deadline
+    return args
+
+
+def task_callbacks(spec: SourceSpec) -> dict[str, Any]:
+    """default_args: failure alert per task, after its last retry (retries alert nothing)."""
+    return {"on_failure_callback": SignalroomFailureNotifier(spec.name)}

@@ -196,7 +196,9 @@ def exception_chain(error: BaseException) -> Iterator[BaseException]:
         if isinstance(wrapped, BaseException) and id(wrapped) not in seen:
             current = wrapped
         else:
-            current = current.__cause__ or current.__context__
+            # `raise … from None` hides the context on purpose (as tracebacks do)
+            hidden = current.__suppress_context__
+            current = current.__cause__ or (None if hidden else current.__context__)
 
 
 def _haystack(error: BaseException | str) -> str:

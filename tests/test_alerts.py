@@ -1,0 +1,250 @@
+"""Failure and deadline alerts: the right hint for each error class of the on-call table,
+delivered by the real notifier to a loopback Slack-webhook stand-in; silence without one.
+
+Error classes are injected for real (wrong password on a password-checking Postgres, a refused
+port, the API stand-in answering 401 / 429, a unique index, an altered column type, a crashed
+run's pending package, missing AWS credentials): each produces a real exception from
+`signalroom.pipeline.run_load`, which the real notifier turns into a posted alert. Full DAG runs
+(`dag.test()`) prove the callbacks are wired and fire from Airflow itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from signalroom.hints import HINTS, UNKNOWN, match_hint, scrub, summarize_error
+from signalroom.orchestration import alerts
+from signalroom.registry import REGISTRY, UnknownSourceError
+
+from tools.standins.webhook import WebhookReceiver
+
+ROOT = Path(__file__).resolve().parent.parent
+SLACK_ENV = "AIRFLOW_CONN_SIGNALROOM_SLACK"
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    """The stand-in, with the `signalroom_slack` connection pointing at it (env secrets backend)."""
+    import json
+
+    with WebhookReceiver() as receiver:
+        monkeypatch.setenv(SLACK_ENV, json.dumps(receiver.connection()))
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def dags():
+    from signalroom.orchestration.factory import build_all_dags
+
+    return build_all_dags()
+
+
+def _hint_key(text: str) -> str:
+    found = re.search(r"^hint \[(\w+)\]", text, re.M)
+    assert found, f"no hint line in alert:\n{text}"
+    return found.group(1)
+
+
+# -- the table and the runbook --------------------------------------------------------------
+
+
+def test_every_hint_has_a_runbook_section_and_back():
+    runbook = (ROOT / "docs" / "RUNBOOK.md").read_text()
+    sections = set(re.findall(r"^### hint-([a-z-]+)$", runbook, re.M))
+    keys = {h.key.replace("_", "-") for h in (*HINTS, UNKNOWN)} | {"deadline"}
+    assert sections == keys
+    assert "docs/RUNBOOK.md" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        # the RedTrack key rides in the query string: a 429 must not read as an auth problem
+        (
+            "429 Client Error: Too Many Requests for url: http://h/report?api_key=abc&date_from=x",
+            "rate_limit",
+        ),
+        ("HTTPError: 401 Client Error: Unauthorized for url: http://127.0.0.1:9/v1", "api_auth"),
+        ("S3 endpoint: Could not connect to the endpoint URL: http://127.0.0.1:1/b", "api_unreachable"),
+        ('connection to server at "127.0.0.1", port 1 failed: Connection refused', "connection_refused"),
+        ("load id 1795883970.401 failed for an unforeseen reason", "unknown"),
+        ("port 54290 closed", "unknown"),
+    ],
+)
+def test_match_order_on_texts(text, key):
+    assert match_hint(text).key == key
+
+
+def test_scrub_masks_url_passwords_and_key_parameters():
+    text = "postgresql://postgres.ref:p%40ss@host:6543/db failed; GET /report?api_key=KEY123&x=1"
+    cleaned = scrub(text)
+    assert "p%40ss" not in cleaned and "KEY123" not in cleaned
+    assert "postgresql://postgres.ref:***@host:6543/db" in cleaned and "x=1" in cleaned
+
+
+def test_summary_names_raised_class_and_root_cause():
+    try:
+        try:
+            raise ValueError("inner first line\nsecond line")
+        except ValueError as inner:
+            raise RuntimeError("outer\n") from inner
+    except RuntimeError as exc:
+        summary = summarize_error(exc)
+    assert summary.describe() == "RuntimeError <- ValueError: inner first line"
+
+
+# -- real errors from run_load, through the real notifier ------------------------------------
+
+
+def _alert_for(error: BaseException, dag, webhook: WebhookReceiver, source: str) -> str:
+    """Post the task-failure alert for `error` as Airflow would after the last retry."""
+    webhook.clear()
+    notifier = alerts.SignalroomFailureNotifier(source)
+    notifier({"dag": dag, "run_id": "manual__test", "exception": error, "params": {}})
+    return webhook.wait_for(1, timeout=10)[0]["text"]
+
+
+def test_unknown_source(dags, webhook, dlt_data_dir):
+    from signalroom.destinations import DestinationConfig
+    from signalroom.pipeline import Window, run_load
+
+    with pytest.raises(UnknownSourceError) as raised:
+        run_load("nosuchsource", "r", Window(end=date(2025, 1, 2)), DestinationConfig(kind="duckdb"))
+    text = _alert_for(raised.value, dags["signalroom_everflow"], webhook, "everflow")
+    assert _hint_key(text) == "unknown_source"
+    assert "error: UnknownSourceError: unknown source 'nosuchsource'" in text
+
+
+# -- deadline -----------------------------------------------------------------------------------
+
+
+def test_deadline_interval_from_schedule_and_et_time():
+    assert alerts.deadline_interval("0 3 * * *", "09:00") == timedelta(hours=6)
+    assert alerts.deadline_interval("30 6 * * *", "06:00") == timedelta(hours=23, minutes=30)
+    assert alerts.deadline_interval("0 6 * * *", "06:00") == timedelta(hours=24)
+    assert alerts.deadline_interval("0 7-23 * * *", "09:00") is None  # not once a day
+    assert alerts.deadline_interval("@daily", "09:00") is None
+
+
+def test_deadline_time_setting(monkeypatch):
+    monkeypatch.delenv("SIGNALROOM_DEADLINE_ET", raising=False)
+    monkeypatch.delenv("SIGNALROOM_DEADLINE_ET_S3_EXPORTS", raising=False)
+    assert alerts.deadline_time("s3_exports") == "09:00"
+    monkeypatch.setenv("SIGNALROOM_DEADLINE_ET", "08:15")
+    monkeypatch.setenv("SIGNALROOM_DEADLINE_ET_S3_EXPORTS", "10:30")
+    assert alerts.deadline_time("everflow") == "08:15"
+    assert alerts.deadline_time("s3_exports") == "10:30"
+    monkeypatch.setenv("SIGNALROOM_DEADLINE_ET", "off")
+    assert alerts.deadline_time("everflow") is None
+    monkeypatch.setenv("SIGNALROOM_DEADLINE_ET", "9am")
+    with pytest.raises(ValueError, match=r"SIGNALROOM_DEADLINE_ET='9am' is not an ET time: use HH:MM"):
+        alerts.deadline_time("everflow")
+
+
+@pytest.mark.parametrize("source", sorted(REGISTRY))
+def test_every_dag_has_failure_callbacks_and_a_deadline(dags, source):
+    from airflow.sdk import DeadlineReference
+
+    dag = dags[f"signalroom_{source}"]
+    assert any(isinstance(cb, alerts.SignalroomFailureNotifier) for cb in _as_list(dag.on_failure_callback))
+    for task in dag.tasks:
+        assert any(
+            isinstance(cb, alerts.SignalroomFailureNotifier) for cb in _as_list(task.on_failure_callback)
+        )
+        assert not _as_list(task.on_retry_callback)  # a retry alerts nobody
+    (deadline,) = dag.deadline
+    assert deadline.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    expected = alerts.deadline_interval(REGISTRY[source].schedule, alerts.deadline_time(source))
+    assert deadline.interval == expected
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _run_deadline_callback(dag) -> list[dict]:
+    """What the triggerer does with a missed deadline: Airflow's CallbackTrigger, fed with the
+    callback as the scheduler stores it (serialized DAG) and the context it attaches."""
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.triggers.callback import CallbackTrigger
+
+    stored = DagSerialization.serialize_dag(dag)["deadline"][0]["callback"]["__data__"]
+    context = {
+        "dag_run": {
+            "dag_id": dag.dag_id,
+            "dag_run_id": "scheduled__2025-01-02T08:00:00+00:00",
+            "run_type": "scheduled",
+            "state": "running",
+            "queued_at": "2025-01-03T08:00:05+00:00",
+            "start_date": "2025-01-03T08:00:09+00:00",
+        },
+        "deadline": {"id": "0", "deadline_time": "2025-01-03T14:00:05+00:00"},
+    }
+    trigger = CallbackTrigger(
+        callback_path=stored["path"], callback_kwargs={**stored["kwargs"], "context": context}
+    )
+
+    async def events():
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(events())
+
+
+def test_deadline_callback_posts_through_the_triggerer_path(dags, webhook):
+    payloads = _run_deadline_callback(dags["signalroom_everflow"])
+    assert payloads[-1]["state"] == "success", payloads
+    (post,) = webhook.wait_for(1)
+    text = post["text"]
+    assert text.startswith(":alarm_clock: *signalroom_everflow* run not finished by 09:00 ET")
+    assert "scheduled__2025-01-02T08:00:00+00:00" in text and "hint [deadline]" in text
+
+
+def test_deadline_callback_is_silent_without_a_connection(dags, monkeypatch):
+    monkeypatch.delenv(SLACK_ENV, raising=False)
+    with WebhookReceiver() as receiver:
+        payloads = _run_deadline_callback(dags["signalroom_everflow"])
+        assert payloads[-1]["state"] == "success", payloads
+        assert receiver.posts == []
+
+
+# -- full DAG runs: Airflow fires the callbacks ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_dag_run_with_invalid_input_alerts_task_and_run(airflow_db, dags, webhook):
+    """A real `dag.test()`: the plan task rejects the trigger form; both callbacks post."""
+    dag = dags["signalroom_everflow"]
+    run = dag.test(run_conf={"start_date": "2025-02-30", "end_date": "2025-03-01"})
+    assert run.state == "failed"
+    task_alert, run_alert = webhook.wait_for(2)
+    assert task_alert["text"].startswith(":red_circle: *signalroom_everflow* task `plan` failed")
+    assert _hint_key(task_alert["text"]) == "invalid_params"
+    assert "start_date='2025-02-30' is not a date" in task_alert["text"]
+    assert "window: not resolved: invalid trigger input" in task_alert["text"]
+    assert f"run: `{run.run_id}`" in task_alert["text"]
+    assert "try: 1 of 1" in task_alert["text"]
+    assert re.search(
+        r"^log: http\S+/dags/signalroom_everflow/runs/\S+/tasks/plan\?try_number=1$", task_alert["text"], re.M
+    )
+    assert run_alert["text"].startswith(":red_circle: *signalroom_everflow* run failed (task_failure)")
+    assert "task: `plan`" in run_alert["text"]
+
+
+@pytest.mark.slow
+def test_dag_run_without_webhook_connection_is_quiet(airflow_db, dags, monkeypatch, caplog):
+    monkeypatch.delenv(SLACK_ENV, raising=False)
+    with WebhookReceiver() as receiver, caplog.at_level("INFO"):
+        run = dags["signalroom_redtrack"].test(
+            run_conf={"start_date": "2025-01-05", "end_date": "2025-01-01"}
+        )
+    assert run.state == "failed"
+    assert receiver.posts == []
+    notes = [r for r in caplog.records if r.name == "signalroom.alerts"]
+    assert notes and all(r.levelname == "INFO" and "not sent" in r.getMessage() for r in notes)
+    assert not [r for r in caplog.records if "Callback failed" in r.getMessage()]

@@ -16,8 +16,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from signalroom.destinations import DestinationConfig
 from signalroom.hints import HINTS, UNKNOWN, match_hint, scrub, summarize_error
 from signalroom.orchestration import alerts
+from signalroom.pipeline import Window, run_load
 from signalroom.registry import REGISTRY, UnknownSourceError
 
 from tools.standins.webhook import WebhookReceiver
@@ -41,6 +43,17 @@ def dags():
     from signalroom.orchestration.factory import build_all_dags
 
     return build_all_dags()
+
+
+@pytest.fixture(scope="module")
+def deadline_dags():
+    """The DAGs as a deployment parses them: the test env (tools/localenv.py) turns deadlines
+    off because in-process dag.test() cannot run them (see alerts._under_dags_test)."""
+    from signalroom.orchestration.factory import build_all_dags
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("SIGNALROOM_DEADLINE_ET", raising=False)
+        yield build_all_dags()
 
 
 def _hint_key(text: str) -> str:
@@ -109,9 +122,6 @@ def _alert_for(error: BaseException, dag, webhook: WebhookReceiver, source: str)
 
 
 def test_unknown_source(dags, webhook, dlt_data_dir):
-    from signalroom.destinations import DestinationConfig
-    from signalroom.pipeline import Window, run_load
-
     with pytest.raises(UnknownSourceError) as raised:
         run_load("nosuchsource", "r", Window(end=date(2025, 1, 2)), DestinationConfig(kind="duckdb"))
     text = _alert_for(raised.value, dags["signalroom_everflow"], webhook, "everflow")
@@ -146,10 +156,11 @@ def test_deadline_time_setting(monkeypatch):
 
 
 @pytest.mark.parametrize("source", sorted(REGISTRY))
-def test_every_dag_has_failure_callbacks_and_a_deadline(dags, source):
+def test_every_dag_has_failure_callbacks_and_a_deadline(deadline_dags, source, monkeypatch):
     from airflow.sdk import DeadlineReference
 
-    dag = dags[f"signalroom_{source}"]
+    monkeypatch.delenv("SIGNALROOM_DEADLINE_ET", raising=False)
+    dag = deadline_dags[f"signalroom_{source}"]
     assert any(isinstance(cb, alerts.SignalroomFailureNotifier) for cb in _as_list(dag.on_failure_callback))
     for task in dag.tasks:
         assert any(
@@ -160,6 +171,17 @@ def test_every_dag_has_failure_callbacks_and_a_deadline(dags, source):
     assert deadline.reference == DeadlineReference.DAGRUN_QUEUED_AT
     expected = alerts.deadline_interval(REGISTRY[source].schedule, alerts.deadline_time(source))
     assert deadline.interval == expected
+
+
+def test_no_deadline_where_dag_test_runs_it(dags, monkeypatch):
+    """Local runs (test env, `airflow dags test`) get none: no scheduler would evaluate it, and
+    Airflow 3.3.2's dag.test() fails a successful run of a DAG that has one."""
+    assert all(not dag.deadline for dag in dags.values())
+    monkeypatch.delenv("SIGNALROOM_DEADLINE_ET", raising=False)
+    monkeypatch.setattr("sys.argv", ["airflow", "dags", "test", "signalroom_everflow"])
+    assert alerts.deadline_alert(REGISTRY["everflow"]) is None
+    monkeypatch.setattr("sys.argv", ["airflow", "dag-processor"])
+    assert alerts.deadline_alert(REGISTRY["everflow"]) is not None
 
 
 def _as_list(value):
@@ -196,8 +218,8 @@ def _run_deadline_callback(dag) -> list[dict]:
     return asyncio.run(events())
 
 
-def test_deadline_callback_posts_through_the_triggerer_path(dags, webhook):
-    payloads = _run_deadline_callback(dags["signalroom_everflow"])
+def test_deadline_callback_posts_through_the_triggerer_path(deadline_dags, webhook):
+    payloads = _run_deadline_callback(deadline_dags["signalroom_everflow"])
     assert payloads[-1]["state"] == "success", payloads
     (post,) = webhook.wait_for(1)
     text = post["text"]
@@ -205,10 +227,10 @@ def test_deadline_callback_posts_through_the_triggerer_path(dags, webhook):
     assert "scheduled__2025-01-02T08:00:00+00:00" in text and "hint [deadline]" in text
 
 
-def test_deadline_callback_is_silent_without_a_connection(dags, monkeypatch):
+def test_deadline_callback_is_silent_without_a_connection(deadline_dags, monkeypatch):
     monkeypatch.delenv(SLACK_ENV, raising=False)
     with WebhookReceiver() as receiver:
-        payloads = _run_deadline_callback(dags["signalroom_everflow"])
+        payloads = _run_deadline_callback(deadline_dags["signalroom_everflow"])
         assert payloads[-1]["state"] == "success", payloads
         assert receiver.posts == []
 
@@ -248,3 +270,143 @@ def test_dag_run_without_webhook_connection_is_quiet(airflow_db, dags, monkeypat
     notes = [r for r in caplog.records if r.name == "signalroom.alerts"]
     assert notes and all(r.levelname == "INFO" and "not sent" in r.getMessage() for r in notes)
     assert not [r for r in caplog.records if "Callback failed" in r.getMessage()]
+
+
+# -- each error class of the table, injected for real -----------------------------------------
+
+DAY = date(2025, 1, 6)
+ONE_DAY = Window(start=DAY, end=DAY, backfill=True)
+NEXT_DAY = Window(start=DAY + timedelta(days=1), end=DAY + timedelta(days=1), backfill=True)
+
+
+@pytest.fixture(scope="module")
+def standin():
+    from tools.standins.api import ApiStandin
+
+    with ApiStandin() as api:
+        yield api
+
+
+def _api_kwargs(standin, source: str, **overrides) -> dict:
+    key = standin.everflow_key if source == "everflow" else standin.redtrack_key
+    return {"api_key": key, "base_url": standin.url, **overrides}
+
+
+def _pg(url: str) -> DestinationConfig:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:  # dlt wants a password; the trust-auth test server ignores it
+        url = url.replace(f"{parts.username}@", f"{parts.username}:trust@", 1)
+    return DestinationConfig(kind="postgres", postgres_url=url)
+
+
+def _failure(source: str, window: Window, dest: DestinationConfig, resource: str | None = None, **kwargs):
+    resource = resource or REGISTRY[source].resource_names[0]
+    with pytest.raises(Exception) as raised:
+        run_load(source, resource, window, dest, source_kwargs=kwargs)
+    return raised.value
+
+
+def _assert_alert(error, dags, webhook, source: str, key: str) -> str:
+    text = _alert_for(error, dags[f"signalroom_{source}"], webhook, source)
+    assert _hint_key(text) == key, text
+    assert f"runbook: docs/RUNBOOK.md#hint-{key.replace('_', '-')}" in text
+    return text
+
+
+def test_wrong_password_on_a_password_checking_postgres(dags, webhook, standin, dlt_data_dir):
+    from tools.standins.postgres import start_throwaway
+
+    server = start_throwaway(auth="scram-sha-256", password="right-Pass-1")
+    try:
+        dest = DestinationConfig(
+            kind="postgres",
+            postgres_url=f"postgresql://postgres:wrong-Pass-2@127.0.0.1:{server.port}/postgres",
+        )
+        error = _failure("everflow", ONE_DAY, dest, **_api_kwargs(standin, "everflow"))
+    finally:
+        server.stop()
+    text = _assert_alert(error, dags, webhook, "everflow", "pg_password")
+    assert "password authentication failed" in text and "wrong-Pass-2" not in text
+
+
+def test_refused_port(dags, webhook, standin, dlt_data_dir):
+    from tools.standins.postgres import free_port
+
+    dest = DestinationConfig(
+        kind="postgres", postgres_url=f"postgresql://postgres:pw@127.0.0.1:{free_port()}/db"
+    )
+    error = _failure("everflow", ONE_DAY, dest, **_api_kwargs(standin, "everflow"))
+    _assert_alert(error, dags, webhook, "everflow", "connection_refused")
+
+
+def test_401_from_the_api(dags, webhook, standin, dlt_data_dir, tmp_path):
+    """The stand-in answers 401 (a revoked key); a wrong key (403) is in test_task_logs."""
+    dest = DestinationConfig(kind="duckdb", duckdb_path=str(tmp_path / "w.duckdb"))
+    standin.fail_next(1, 401, api="redtrack")
+    error = _failure("redtrack", ONE_DAY, dest, **_api_kwargs(standin, "redtrack"))
+    text = _assert_alert(error, dags, webhook, "redtrack", "api_auth")
+    assert "answered 401 (unauthorized)" in text and standin.redtrack_key not in text
+
+
+def test_429_until_the_retries_run_out(dags, webhook, dlt_data_dir, tmp_path, monkeypatch):
+    from tools.standins.api import ApiStandin
+
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.02")
+    with ApiStandin() as throttled:  # its own: the 429s left over must not reach other tests
+        throttled.retry_after = ""
+        throttled.throttle_next(50, api="redtrack")
+        dest = DestinationConfig(kind="duckdb", duckdb_path=str(tmp_path / "w.duckdb"))
+        error = _failure("redtrack", ONE_DAY, dest, **_api_kwargs(throttled, "redtrack"))
+        assert [r.status for r in throttled.report_requests("redtrack")] == [429, 429, 429]
+    text = _assert_alert(error, dags, webhook, "redtrack", "rate_limit")
+    assert throttled.redtrack_key not in text
+
+
+def test_duplicate_key(dags, webhook, standin, dlt_data_dir, pg_database):
+    """A unique index the merge key does not cover (one row per affiliate and advertiser,
+    across days): loading a second day violates it."""
+    dest = _pg(pg_database)
+    kwargs = _api_kwargs(standin, "everflow")
+    run_load("everflow", "daily_stats", ONE_DAY, dest, source_kwargs=kwargs)
+    _sql(dest, "CREATE UNIQUE INDEX legacy_pair ON everflow.daily_stats (affiliate_id, advertiser_id)")
+    error = _failure("everflow", NEXT_DAY, dest, **kwargs)
+    _assert_alert(error, dags, webhook, "everflow", "duplicate_key")
+
+
+def test_type_mismatch(dags, webhook, standin, dlt_data_dir, pg_database):
+    """A column whose type changed under the pipeline (here: by hand) fails the next merge."""
+    dest = _pg(pg_database)
+    kwargs = _api_kwargs(standin, "everflow")
+    run_load("everflow", "daily_stats", ONE_DAY, dest, source_kwargs=kwargs)
+    _sql(dest, "ALTER TABLE everflow.daily_stats ALTER COLUMN clicks TYPE boolean USING clicks > 0")
+    error = _failure("everflow", NEXT_DAY, dest, **kwargs)
+    _assert_alert(error, dags, webhook, "everflow", "type_mismatch")
+
+
+def test_pending_packages(dags, webhook, standin, dlt_data_dir, tmp_path):
+    """A run that crashed after extract leaves a package; the next load refuses to start."""
+    from signalroom.pipeline import build_source, make_pipeline
+
+    dest = DestinationConfig(kind="duckdb", duckdb_path=str(tmp_path / "w.duckdb"))
+    kwargs = _api_kwargs(standin, "everflow")
+    make_pipeline("everflow", "daily_stats", dest).extract(
+        build_source("everflow", "daily_stats", ONE_DAY, kwargs)
+    )
+    error = _failure("everflow", ONE_DAY, dest, **kwargs)
+    text = _assert_alert(error, dags, webhook, "everflow", "pending_packages")
+    assert "signalroom_maintenance" in text
+
+
+def _sql(dest: DestinationConfig, statement: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(dest.postgres_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()

@@ -6,7 +6,13 @@ so the task log file is the one a worker writes, and greps it.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+import subprocess
+import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -122,3 +128,195 @@ def test_cursor_change_marks_unchanged_and_stateless():
     same = {"files": {"entries": 3}}
     assert cursor_change(same, same) == "files 3 entries (unchanged)"
     assert cursor_change({}, {}) == "none (resource keeps no state)"
+
+
+# -- real DAG runs under Airflow's task supervisor -------------------------------------------
+
+DAY = date(2025, 1, 6)
+SECRETS = {
+    "everflow_key": "ef-SECRET-key-4711",
+    "wrong_everflow_key": "ef-WRONG-secret-0815",
+    "redtrack_key": "rt-SECRET-key-2342",
+    "warehouse_password": "pg-SECRET-pass-1337",
+    "slack_token": "SECRETslackToken9001",
+}
+
+
+def _connections(api_url: str, warehouse: dict, webhook_url: str, everflow_key: str) -> dict[str, str]:
+    from tools import localenv
+
+    env: dict[str, str] = {}
+    for conn_id, conn in {
+        "signalroom_warehouse": warehouse,
+        "signalroom_everflow": {"conn_type": "http", "host": api_url, "password": everflow_key},
+        "signalroom_redtrack": {"conn_type": "http", "host": api_url, "password": SECRETS["redtrack_key"]},
+        "signalroom_slack": {"conn_type": "slackwebhook", "password": webhook_url},
+    }.items():
+        env.update(localenv.airflow_connection_env(conn_id, conn))
+    return env
+
+
+def _supervised_run(dag_id: str, conf: dict, env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "supervised.py"), dag_id, json.dumps(conf)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    result = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result, f"supervised run of {dag_id} did not finish:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return result[-1]
+
+
+@pytest.fixture(scope="module")
+def runs(airflow_db, postgres_server):
+    """One successful redtrack run and one everflow run failing on a rejected API key, both
+    into a fresh Postgres database, with every credential a recognisable secret."""
+    import uuid
+
+    import psycopg2
+
+    from tools.standins.api import ApiStandin
+    from tools.standins.webhook import WebhookReceiver
+
+    database = f"sr_logs_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(postgres_server.url())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{database}"')
+    password = postgres_server.password or SECRETS["warehouse_password"]  # trust auth ignores it
+    secrets = {**SECRETS, "warehouse_password": password}
+    warehouse = {
+        "conn_type": "postgres",
+        "host": postgres_server.host,
+        "port": postgres_server.port,
+        "login": postgres_server.user,
+        "password": password,
+        "schema": database,
+    }
+    logs = Path(os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
+    try:
+        with (
+            ApiStandin(everflow_key=SECRETS["everflow_key"], redtrack_key=SECRETS["redtrack_key"]) as api,
+            WebhookReceiver(path=f"/services/T000/B000/{SECRETS['slack_token']}") as hook,
+        ):
+            conf = {"start_date": DAY.isoformat(), "end_date": DAY.isoformat()}
+            env = {**os.environ, "SIGNALROOM_PROGRESS_SECONDS": "0.5"}
+            ok = _supervised_run(
+                "signalroom_redtrack",
+                conf,
+                {**env, **_connections(api.url, warehouse, hook.url, SECRETS["everflow_key"])},
+            )
+            failed = _supervised_run(
+                "signalroom_everflow",
+                conf,
+                {**env, **_connections(api.url, warehouse, hook.url, SECRETS["wrong_everflow_key"])},
+            )
+            posts = hook.wait_for(2, timeout=30)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.close()
+    return {"ok": ok, "failed": failed, "posts": posts, "logs": logs, "secrets": secrets, "webhook": hook.url}
+
+
+def _run_id(result: str) -> str:
+    return result.split(" ", 2)[2]
+
+
+def _task_log(runs, dag_id: str, result: str, task_id: str) -> list[dict]:
+    path = (
+        runs["logs"]
+        / f"dag_id={dag_id}"
+        / f"run_id={_run_id(result)}"
+        / f"task_id={task_id}"
+        / "attempt=1.log"
+    )
+    assert path.exists(), f"no task log at {path}"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_successful_load_logs_the_summary_at_info(runs):
+    assert runs["ok"].startswith("RESULT success"), runs["ok"]
+    records = _task_log(runs, "signalroom_redtrack", runs["ok"], "daily_spend.load")
+    summary = {
+        r["event"] for r in records if str(r.get("event", "")).startswith("summary redtrack__daily_spend:")
+    }
+    levels = {r["level"] for r in records if str(r.get("event", "")).startswith("summary ")}
+    assert levels == {"info"}
+    text = "\n".join(sorted(summary))
+    assert f"backfill window {DAY} .. {DAY} (ET days, inclusive)" in text
+    assert re.search(r"rows daily_spend=\d+ \(total \d+\); load ids \d+\.\d+", text), text
+    assert re.search(r"seconds extract [\d.]+, normalize [\d.]+, load [\d.]+, total [\d.]+", text), text
+    assert "cursor " in text
+    progress = [r for r in records if r.get("logger") == "signalroom.progress"]
+    assert progress and {r["level"] for r in progress} == {"info"}
+
+
+@pytest.mark.slow
+def test_dlt_lines_keep_their_level_and_nothing_reaches_stderr(runs):
+    records = _task_log(runs, "signalroom_redtrack", runs["ok"], "daily_spend.load")
+    dlt_lines = [r for r in records if r.get("logger") == "dlt"]
+    assert dlt_lines, "no dlt line in the task log: RUNTIME__LOG_LEVEL=INFO not applied or routing lost"
+    assert {r["level"] for r in dlt_lines} <= {"debug", "info", "warning"}
+    assert not [r for r in records if r["level"] in ("error", "critical")]
+    # what dlt-hub/dlt#4462 looks like: dlt's own format on stderr, recorded as ERROR
+    assert not [r for r in records if r.get("logger") == "task.stderr"]
+
+
+@pytest.mark.slow
+def test_no_secret_in_any_task_log_or_alert(runs):
+    secrets = [v for v in runs["secrets"].values() if v] + [runs["webhook"]]
+    files = sorted(runs["logs"].rglob("*.log"))
+    ours = [f for f in files if _run_id(runs["ok"]) in str(f) or _run_id(runs["failed"]) in str(f)]
+    assert len(ours) >= 4, ours  # plan + load of each run
+    for path in ours:
+        text = path.read_text()
+        leaked = [s for s in secrets if s in text]
+        assert not leaked, f"{path}: {leaked}"
+    for post in runs["posts"]:
+        assert not [s for s in secrets if s in json.dumps(post)]
+
+
+@pytest.mark.slow
+def test_worker_posts_the_failure_alert_with_its_hint(runs):
+    assert runs["failed"].startswith("RESULT failed"), runs["failed"]
+    task_alert, run_alert = runs["posts"]
+    text = task_alert["text"]
+    assert text.startswith(":red_circle: *signalroom_everflow* task `daily_stats.load` failed")
+    assert f"run: `{_run_id(runs['failed'])}`" in text
+    assert "try: 1 of 1" in text
+    assert f"window: backfill window {DAY} .. {DAY} (ET days, inclusive)" in text
+    assert re.search(
+        r"^error: PipelineStepFailed <- ApiAuthError: everflow: POST \S+ answered 403 \(forbidden\)",
+        text,
+        re.M,
+    )
+    assert "hint [api_auth]" in text
+    assert "/dags/signalroom_everflow/runs/" in text and "tasks/daily_stats.load?try_number=1" in text
+    assert run_alert["text"].startswith(":red_circle: *signalroom_everflow* run failed (task_failure)")
+    records = _task_log(runs, "signalroom_everflow", runs["failed"], "daily_stats.load")
+    assert any("failure alert sent" in str(r.get("event")) for r in records)
+
+
+def test_connection_secrets_are_registered_with_the_masker():
+    """The mechanism the grep above relies on: what connections.py masks, Airflow redacts."""
+    from airflow.sdk._shared.secrets_masker import redact
+    from signalroom.orchestration.connections import destination_from_connection
+
+    class Conn:
+        conn_id, conn_type, host, port, login, schema = (
+            "w",
+            "postgres",
+            "db.example",
+            6543,
+            "postgres.ref",
+            "db",
+        )
+        password = "p@ss:w/rd-SECRET"
+        extra_dejson: dict = {}
+
+    url = destination_from_connection(Conn()).postgres_url
+    assert "SECRET" not in redact(f"url={url} password={Conn.password}")

@@ -78,7 +78,9 @@ HINTS: tuple[Hint, ...] = (
         "the API key is missing, wrong or revoked",
         "fix the source connection (signalroom_everflow / signalroom_redtrack: password = API key)",
         (
+            r"ApiAuthError",
             r"\b40[13] Client Error",
+            r"answered 40[13]\b",
             _HTTP_STATUS.format(code="40[13]"),
             r"unauthori[sz]ed",
             r"\bforbidden\b",
@@ -103,6 +105,7 @@ HINTS: tuple[Hint, ...] = (
             r"Max retries exceeded with url",
             r"EndpointConnectionError",
             r"Could not connect to the endpoint URL",
+            r"failed after retries: \w*(?:Connection|Timeout)",
         ),
         extra=True,
     ),
@@ -160,7 +163,12 @@ HINTS: tuple[Hint, ...] = (
         "a required setting is missing",
         "a source or destination setting (API key, bucket URL, credentials) is not configured",
         "fill the field named in the error in the source's Airflow connection (or its env var)",
-        (r"ConfigFieldMissingException", r"missing config", r"Following fields are missing"),
+        (
+            r"ConfigFieldMissingException",
+            r"SourceConfigError",
+            r"missing config",
+            r"Following fields are missing",
+        ),
         extra=True,
     ),
     Hint(
@@ -201,19 +209,26 @@ def exception_chain(error: BaseException) -> Iterator[BaseException]:
             current = current.__cause__ or (None if hidden else current.__context__)
 
 
-def _haystack(error: BaseException | str) -> str:
-    if isinstance(error, str):
-        return error
-    return "\n".join(f"{type(e).__module__}.{type(e).__qualname__}: {e}" for e in exception_chain(error))
+def _match_text(text: str) -> Hint | None:
+    for hint, pattern in _COMPILED:
+        if pattern.search(text):
+            return hint
+    return None
 
 
 def match_hint(error: BaseException | str | None) -> Hint:
-    """The first hint whose pattern occurs in the error's class names or messages, else UNKNOWN."""
+    """The first hint whose pattern occurs in the error's class name or message, else UNKNOWN.
+
+    The root cause is tried first, then each wrapper outwards: a wrapper's text carries advice
+    of its own (dlt's PipelineStepFailed mentions pending packages after any failed load) that
+    must not hide a specific cause such as a duplicate key."""
     if error is None:
         return UNKNOWN
-    text = _haystack(error)
-    for hint, pattern in _COMPILED:
-        if pattern.search(text):
+    if isinstance(error, str):
+        return _match_text(error) or UNKNOWN
+    for exc in reversed(list(exception_chain(error))):
+        hint = _match_text(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+        if hint is not None:
             return hint
     return UNKNOWN
 

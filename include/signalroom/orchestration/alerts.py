@@ -131,6 +131,11 @@ def failure_message(source: str, context: Mapping[str, Any], *, dag_level: bool 
         lines.append(f"runbook: {hint.runbook_anchor}")
     if ti is not None and getattr(ti, "log_url", None):
         lines.append(f"log: {ti.log_url}")
+        try_number = getattr(ti, "try_number", None)
+        if isinstance(try_number, int) and try_number > 1 and "try_number=" in ti.log_url:
+            # a retry can fail differently (e.g. on the package the first try left behind)
+            first = ti.log_url.rsplit("try_number=", 1)[0] + "try_number=1"
+            lines.append(f"first try's log: {first}")
     else:
         lines.append(f"run: {_run_url(dag_id, run_id)}")
     return _redact("\n".join(lines))
@@ -243,6 +248,17 @@ def deadline_interval(schedule: str, deadline_et: str) -> timedelta | None:
     return timedelta(minutes=delta or 24 * 60)
 
 
+def _under_dags_test() -> bool:
+    """`airflow dags test` (Airflow 3.3.2) crashes at the end of every *successful* run of a DAG
+    with a deadline: its in-memory DAG keeps the deadline definitions where the run expects the
+    ids the scheduler stores (DeadlineAlertModel.get_by_id(<dict>)). No scheduler evaluates
+    deadlines there anyway, so such a run gets none. In-process `dag.test()` callers (tests,
+    tools/localenv.py) set SIGNALROOM_DEADLINE_ET=off for the same reason."""
+    import sys
+
+    return sys.argv[1:3] == ["dags", "test"]
+
+
 def deadline_alert(spec: SourceSpec):
     """Airflow 3 DeadlineAlert: the run must finish by `deadline_time` ET, counted from when the
     run was queued (a scheduled run is queued at its cron time; a manual one gets the same span).
@@ -251,7 +267,7 @@ def deadline_alert(spec: SourceSpec):
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
     deadline_et = deadline_time(spec.name)
-    if deadline_et is None:
+    if deadline_et is None or _under_dags_test():
         return None
     interval = deadline_interval(spec.schedule, deadline_et)
     if interval is None:

@@ -11,6 +11,7 @@ run's pending package, missing AWS credentials): each produces a real exception 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -398,6 +399,27 @@ def test_pending_packages(dags, webhook, standin, dlt_data_dir, tmp_path):
     error = _failure("everflow", ONE_DAY, dest, **kwargs)
     text = _assert_alert(error, dags, webhook, "everflow", "pending_packages")
     assert "signalroom_maintenance" in text
+
+
+def test_missing_aws_credentials(dags, webhook, dlt_data_dir, tmp_path, monkeypatch):
+    """The S3 connection without its keys: botocore finds none (no env, no ~/.aws here)."""
+    from tools.standins.exports import write_exports
+    from tools.standins.s3 import S3Server
+
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    write_exports(tmp_path / "exports", [DAY], 5)
+    with S3Server() as s3:
+        s3.create_bucket("exports-bucket")
+        s3.upload_folder(tmp_path / "exports", "exports-bucket")
+        kwargs = s3.source_kwargs("exports-bucket")
+        del kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"]
+        dest = DestinationConfig(kind="duckdb", duckdb_path=str(tmp_path / "w.duckdb"))
+        error = _failure("s3_exports", ONE_DAY, dest, resource="orders_create", **kwargs)
+    text = _assert_alert(error, dags, webhook, "s3_exports", "aws_credentials")
+    assert "NoCredentialsError: Unable to locate credentials" in text
 
 
 def _sql(dest: DestinationConfig, statement: str) -> None:

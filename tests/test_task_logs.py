@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -320,3 +320,32 @@ def test_connection_secrets_are_registered_with_the_masker():
 
     url = destination_from_connection(Conn()).postgres_url
     assert "SECRET" not in redact(f"url={url} password={Conn.password}")
+
+
+def test_file_tracking_load_names_its_files(root_records, dlt_data_dir, tmp_path):
+    """s3_exports keeps per-file state: the summary lists the files this run loaded."""
+    from signalroom.destinations import DestinationConfig
+    from signalroom.pipeline import Window, run_load
+
+    from tools.standins.exports import write_exports
+    from tools.standins.s3 import S3Server
+
+    write_exports(tmp_path / "exports", [DAY - timedelta(days=1), DAY], 5)
+    with S3Server() as s3:
+        s3.create_bucket("exports-bucket")
+        s3.upload_folder(tmp_path / "exports", "exports-bucket")
+        dest = DestinationConfig(kind="duckdb", duckdb_path=str(tmp_path / "w.duckdb"))
+        kwargs = s3.source_kwargs("exports-bucket")
+        first = run_load("s3_exports", "orders_create", Window(end=DAY), dest, source_kwargs=kwargs)
+        again = run_load("s3_exports", "orders_create", Window(end=DAY), dest, source_kwargs=kwargs)
+    assert len(first["files"]) == 2 and all(f.startswith("orders-create/") for f in first["files"])
+    assert "files" not in again  # nothing new: nothing listed
+    lines = [
+        r.getMessage()
+        for r in root_records
+        if r.getMessage().startswith("summary s3_exports__orders_create:")
+    ]
+    assert any(
+        line.startswith(f"summary s3_exports__orders_create: files 2: {first['files'][0]}") for line in lines
+    )
+    assert any(line.endswith("cursor files none -> 2 entries") for line in lines), lines

@@ -79,6 +79,8 @@ def progress_collector(log_period: float | None = None):
 
 
 def _cursor_value(entry: Any) -> Any:
+    if entry is None:
+        return "none"
     if isinstance(entry, dict) and "last_value" in entry:
         return entry["last_value"]
     if isinstance(entry, dict) and "entries" in entry:
@@ -93,6 +95,14 @@ def cursor_change(before: dict[str, Any], after: dict[str, Any]) -> str:
         old, new = _cursor_value(before.get(key)), _cursor_value(after.get(key))
         parts.append(f"{key} {old} -> {new}" if old != new else f"{key} {new} (unchanged)")
     return "; ".join(parts) or "none (resource keeps no state)"
+
+
+def tracked_files_changed(before: dict[str, Any], after: dict[str, Any], key: str = "files") -> list[str]:
+    """Files a file-tracking resource recorded as new or changed during a run (sorted)."""
+    old, new = before.get(key) or {}, after.get(key) or {}
+    if not isinstance(new, dict):
+        return []
+    return sorted(name for name, entry in new.items() if old.get(name) != entry)
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:

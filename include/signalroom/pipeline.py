@@ -6,6 +6,7 @@ debugged locally is what runs in production. Imports dlt only when a load runs.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -15,7 +16,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from signalroom.destinations import DestinationConfig, data_dir
-from signalroom.logs import log_load_summary, progress_collector, route_dlt_logs
+from signalroom.logs import log_load_summary, progress_collector, route_dlt_logs, tracked_files_changed
 from signalroom.registry import DEFAULT_TIMEZONE, get_spec, load_source_function, pipeline_name
 from signalroom.state import cursor_summary
 
@@ -148,7 +149,8 @@ def run_load(
         pipeline.sync_destination()
     except Exception as exc:  # a destination without state yet is fine; a broken one fails below
         log.debug("sync_destination for %s: %s", name, exc)
-    before = cursor_summary(resource_state(pipeline, dlt_source.name, resource))
+    state_before = copy.deepcopy(resource_state(pipeline, dlt_source.name, resource))
+    before = cursor_summary(state_before)
 
     load_info = pipeline.run(dlt_source)
 
@@ -163,7 +165,8 @@ def run_load(
         for step in trace.steps
         if step.finished_at and step.started_at and step.step in ("extract", "normalize", "load")
     }
-    after = cursor_summary(resource_state(pipeline, dlt_source.name, resource))
+    state_after = resource_state(pipeline, dlt_source.name, resource)
+    after = cursor_summary(state_after)
     summary = {
         "source": source,
         "resource": resource,
@@ -178,6 +181,9 @@ def run_load(
         "cursor_after": after,
         "seconds": round(time.monotonic() - started, 3),
     }
+    files = tracked_files_changed(state_before, state_after)
+    if files:  # file-tracking resources (s3_exports): which files this run loaded
+        summary["files"] = files
     log_load_summary(log, summary)
     return summary
 

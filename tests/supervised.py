@@ -7,7 +7,8 @@ becomes the ERROR line a worker's task log gets (dlt-hub/dlt#4462), and no task 
 written. `airflow dags test --use-executor` needs an API server (~20 s to start here) and
 fights the executor over SQLite. This keeps everything else of `dag.test()`.
 
-    python tests/supervised.py <dag_id> [run-conf JSON]   -> prints "RESULT <state> <run_id>"
+    python tests/supervised.py '[{"dag_id": ..., "conf": {...}, "env": {...}}, ...]'
+    -> prints "RESULT <state> <run_id>" per run
 """
 
 from __future__ import annotations
@@ -45,15 +46,24 @@ def _run_supervised(ti, task, client=None):
     return SimpleNamespace(ti=SimpleNamespace(state=state, task=task), msg=None, error=None)
 
 
-def main(dag_id: str, conf: dict | None = None) -> str:
+def main(runs: list[dict]) -> list[str]:
+    """Run each `{"dag_id", "conf", "env"}` in turn (one interpreter: Airflow starts once);
+    `env` is applied over this process's environment for that run (e.g. its connections)."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk.execution_time import supervisor
 
     supervisor.run_task_in_process = _run_supervised
-    dag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags[dag_id]
-    run = dag.test(run_conf=conf)
-    return f"RESULT {run.state} {run.run_id}"
+    dags = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags
+    base_env = dict(os.environ)
+    results = []
+    for spec in runs:
+        os.environ.clear()
+        os.environ.update({**base_env, **spec.get("env", {})})
+        run = dags[spec["dag_id"]].test(run_conf=spec.get("conf"))
+        results.append(f"RESULT {run.state} {run.run_id}")
+        print(results[-1], flush=True)
+    return results
 
 
 if __name__ == "__main__":
-    print(main(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else None), flush=True)
+    main(json.loads(sys.argv[1]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -411,10 +412,11 @@ def test_missing_aws_credentials(dags, webhook, dlt_data_dir, tmp_path, monkeypa
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     write_exports(tmp_path / "exports", [DAY], 5)
+    bucket = f"exports-{uuid.uuid4().hex[:8]}"  # moto keeps buckets per process, across servers
     with S3Server() as s3:
-        s3.create_bucket("exports-bucket")
-        s3.upload_folder(tmp_path / "exports", "exports-bucket")
-        kwargs = s3.source_kwargs("exports-bucket")
+        s3.create_bucket(bucket)
+        s3.upload_folder(tmp_path / "exports", bucket)
+        kwargs = s3.source_kwargs(bucket)
         del kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"]
         dest = DestinationConfig(kind="duckdb", duckdb_path=str(tmp_path / "w.duckdb"))
         error = _failure("s3_exports", ONE_DAY, dest, resource="orders_create", **kwargs)

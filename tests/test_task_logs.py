@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -156,25 +157,24 @@ def _connections(api_url: str, warehouse: dict, webhook_url: str, everflow_key: 
     return env
 
 
-def _supervised_run(dag_id: str, conf: dict, env: dict[str, str]) -> str:
+def _supervised_runs(runs: list[dict]) -> list[str]:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "supervised.py"), dag_id, json.dumps(conf)],
-        env=env,
+        [sys.executable, str(ROOT / "tests" / "supervised.py"), json.dumps(runs)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
-    result = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    assert result, f"supervised run of {dag_id} did not finish:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return result[-1]
+    results = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(results) == len(runs), (
+        f"supervised runs did not finish:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    )
+    return results
 
 
 @pytest.fixture(scope="module")
 def runs(airflow_db, postgres_server):
     """One successful redtrack run and one everflow run failing on a rejected API key, both
     into a fresh Postgres database, with every credential a recognisable secret."""
-    import uuid
-
     import psycopg2
 
     from tools.standins.api import ApiStandin
@@ -202,16 +202,23 @@ def runs(airflow_db, postgres_server):
             WebhookReceiver(path=f"/services/T000/B000/{SECRETS['slack_token']}") as hook,
         ):
             conf = {"start_date": DAY.isoformat(), "end_date": DAY.isoformat()}
-            env = {**os.environ, "SIGNALROOM_PROGRESS_SECONDS": "0.5"}
-            ok = _supervised_run(
-                "signalroom_redtrack",
-                conf,
-                {**env, **_connections(api.url, warehouse, hook.url, SECRETS["everflow_key"])},
-            )
-            failed = _supervised_run(
-                "signalroom_everflow",
-                conf,
-                {**env, **_connections(api.url, warehouse, hook.url, SECRETS["wrong_everflow_key"])},
+            env = {"SIGNALROOM_PROGRESS_SECONDS": "0.5"}
+            ok, failed = _supervised_runs(
+                [
+                    {
+                        "dag_id": "signalroom_redtrack",
+                        "conf": conf,
+                        "env": {**env, **_connections(api.url, warehouse, hook.url, SECRETS["everflow_key"])},
+                    },
+                    {
+                        "dag_id": "signalroom_everflow",
+                        "conf": conf,
+                        "env": {
+                            **env,
+                            **_connections(api.url, warehouse, hook.url, SECRETS["wrong_everflow_key"]),
+                        },
+                    },
+                ]
             )
             posts = hook.wait_for(2, timeout=30)
     finally:
@@ -331,11 +338,12 @@ def test_file_tracking_load_names_its_files(root_records, dlt_data_dir, tmp_path
     from tools.standins.s3 import S3Server
 
     write_exports(tmp_path / "exports", [DAY - timedelta(days=1), DAY], 5)
+    bucket = f"exports-{uuid.uuid4().hex[:8]}"  # moto keeps buckets per process, across servers
     with S3Server() as s3:
-        s3.create_bucket("exports-bucket")
-        s3.upload_folder(tmp_path / "exports", "exports-bucket")
+        s3.create_bucket(bucket)
+        s3.upload_folder(tmp_path / "exports", bucket)
         dest = DestinationConfig(kind="duckdb", duckdb_path=str(tmp_path / "w.duckdb"))
-        kwargs = s3.source_kwargs("exports-bucket")
+        kwargs = s3.source_kwargs(bucket)
         first = run_load("s3_exports", "orders_create", Window(end=DAY), dest, source_kwargs=kwargs)
         again = run_load("s3_exports", "orders_create", Window(end=DAY), dest, source_kwargs=kwargs)
     assert len(first["files"]) == 2 and all(f.startswith("orders-create/") for f in first["files"])

@@ -62,22 +62,24 @@ async def _aconnection_exists(conn_id: str) -> bool:
 
 
 def _window_text(source: str, context: Mapping[str, Any]) -> str:
-    """The run's window, resolved exactly as the plan task does (pure: params + interval)."""
-    from signalroom.orchestration.params import InvalidRunParams, resolve_run
+    """The run's window, resolved exactly as the plan task does (pure: conf + interval)."""
+    from signalroom.orchestration.params import InvalidRunParams, RunContext, form_values, resolve_run
     from signalroom.pipeline import Window
 
     dag_run = context.get("dag_run")
     run_after = getattr(dag_run, "run_after", None)
     if run_after is None:
         return "unknown (no run in the callback context)"
+    spec = get_spec(source)
+    run = RunContext(
+        run_type=getattr(dag_run, "run_type", ""),
+        run_after=run_after,
+        data_interval_start=context.get("data_interval_start"),
+        data_interval_end=context.get("data_interval_end"),
+        conf=getattr(dag_run, "conf", None),
+    )
     try:
-        plan = resolve_run(
-            get_spec(source),
-            context.get("params") or {},
-            data_interval=(context.get("data_interval_start"), context.get("data_interval_end")),
-            run_after=run_after,
-            is_backfill_run=str(getattr(dag_run, "run_type", "")).endswith("backfill"),
-        )
+        plan = resolve_run(spec, form_values(spec, run.conf), run)
     except InvalidRunParams as exc:
         return f"not resolved: invalid trigger input ({exc})"
     except Exception as exc:  # an alert must still go out

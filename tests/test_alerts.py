@@ -18,12 +18,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+
 from signalroom.destinations import DestinationConfig
 from signalroom.hints import HINTS, UNKNOWN, match_hint, scrub, summarize_error
 from signalroom.orchestration import alerts
 from signalroom.pipeline import Window, run_load
 from signalroom.registry import REGISTRY, UnknownSourceError
-
 from tools.standins.webhook import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent

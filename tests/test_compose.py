@@ -169,7 +169,9 @@ def test_environment_matches_what_the_bundle_expects(services):
                      "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__LOGGING__BASE_LOG_FOLDER",
                      "PYTHONPATH", "DLT_DATA_DIR", "AIRFLOW__CORE__PARALLELISM",
                      # test-only switches
-                     "AIRFLOW__CORE__UNIT_TEST_MODE", "SIGNALROOM_TASK_RETRIES"}
+                     "AIRFLOW__CORE__UNIT_TEST_MODE", "SIGNALROOM_TASK_RETRIES",
+                     # local dag.test() runs only: the stack's scheduler evaluates deadlines
+                     "SIGNALROOM_DEADLINE_ET"}
     for name in AIRFLOW_SERVICES + ("airflow-worker",):
         env = env_of(services[name])
         for key in expected.keys() - path_specific:

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+
 from signalroom.logs import (
     ForwardToLogging,
     cursor_change,
@@ -311,6 +312,7 @@ def test_worker_posts_the_failure_alert_with_its_hint(runs):
 def test_connection_secrets_are_registered_with_the_masker():
     """The mechanism the grep above relies on: what connections.py masks, Airflow redacts."""
     from airflow.sdk._shared.secrets_masker import redact
+
     from signalroom.orchestration.connections import destination_from_connection
 
     class Conn:
@@ -333,7 +335,6 @@ def test_file_tracking_load_names_its_files(root_records, dlt_data_dir, tmp_path
     """s3_exports keeps per-file state: the summary lists the files this run loaded."""
     from signalroom.destinations import DestinationConfig
     from signalroom.pipeline import Window, run_load
-
     from tools.standins.exports import write_exports
     from tools.standins.s3 import S3Server
 

@@ -7,7 +7,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "include")]
@@ -57,28 +57,44 @@ class Cpu:
         return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
     def snapshot(self) -> tuple[float, float]:
+        """(loader, postgres) CPU seconds; waits for closed backends to be reaped into the
+        postmaster's children times first, or their CPU would be missed."""
+        import time
+
+        time.sleep(1.0)
         return self.loader(), self.postgres()
 
 
 @contextmanager
-def postgres_database() -> Iterator[tuple[str, Cpu]]:
-    """A private throwaway Postgres (so its CPU is ours alone) and a database on it."""
+def postgres_server() -> Iterator[tuple[Callable[[str], str], Cpu]]:
+    """A private throwaway Postgres (so its CPU is ours alone): yields `new_database(name) -> url`
+    and the CPU meter."""
     import psycopg2
 
     from tools.standins.postgres import start_throwaway
 
     server = start_throwaway()
-    try:
-        pid = int((server._proc_dir / "data" / "postmaster.pid").read_text().split()[0])
-        name = "bench"
+
+    def new_database(name: str) -> str:
         admin = psycopg2.connect(server.url())
         admin.autocommit = True
         admin.cursor().execute(f'CREATE DATABASE "{name}"')
         admin.close()
         # dlt insists on a password; trust auth ignores it
-        yield server.url(name).replace(f"{server.user}@", f"{server.user}:trust@", 1), Cpu(pid)
+        return server.url(name).replace(f"{server.user}@", f"{server.user}:trust@", 1)
+
+    try:
+        pid = int((server._proc_dir / "data" / "postmaster.pid").read_text().split()[0])
+        yield new_database, Cpu(pid)
     finally:
         server.stop()
+
+
+@contextmanager
+def postgres_database() -> Iterator[tuple[str, Cpu]]:
+    """One database on a private throwaway Postgres, and the CPU meter."""
+    with postgres_server() as (new_database, cpu):
+        yield new_database("bench"), cpu
 
 
 def copy_baseline(url: str, files: list[Path], columns: list[str]) -> tuple[float, int]:

@@ -88,8 +88,16 @@ def prepare_dlt_env() -> None:
     route_dlt_logs()  # dlt's stderr lines would be ERROR in Airflow 3 task logs (dlt#4462)
 
 
+def apply_dlt_config(source: str, resource: str) -> None:
+    """The source's `dlt_config` as env defaults in its pipeline's own config section."""
+    section = pipeline_name(source, resource).upper()
+    for key, value in get_spec(source).dlt_config.items():
+        os.environ.setdefault(f"{section}__{key.replace('.', '__').upper()}", str(value))
+
+
 def make_pipeline(source: str, resource: str, destination: DestinationConfig) -> Any:
     prepare_dlt_env()
+    apply_dlt_config(source, resource)
     import dlt
 
     return dlt.pipeline(

@@ -257,17 +257,21 @@ def _file_columns(table: Any, file_name: str, day: date | None, client_id: str, 
 
 
 def read_export(
-    item: Any, client_id: str, block_size: int = settings.CSV_BLOCK_SIZE
+    item: Any,
+    client_id: str,
+    block_size: int = settings.CSV_BLOCK_SIZE,
+    rows_per_table: int = settings.ROWS_PER_TABLE,
 ) -> Iterator[Any]:
-    """Stream one CSV as Arrow tables of about `block_size` bytes, every column text,
-    plus `_file_name`, `_row_id`, `_file_date`, `_client_id`. Yields nothing for an empty
-    or header-only file; raises `BadExportFileError` (with the line) for a broken one."""
+    """Stream one CSV as Arrow tables of about `rows_per_table` rows (parsed in `block_size`
+    blocks), every column text, plus `_file_name`, `_row_id`, `_file_date`, `_client_id`.
+    Yields nothing for an empty or header-only file; raises `BadExportFileError` (with the
+    line) for a broken one."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     file_name = item["relative_path"]
     day = file_date(file_name)
-    with item.open("rb") as raw:
+    with item.open("rb", block_size=settings.FS_BLOCK_SIZE) as raw:
         first = raw.readline()
         if not first.strip():
             return
@@ -285,11 +289,18 @@ def read_export(
                     null_values=list(settings.NULL_VALUES),
                 ),
             )
+            pending: list[Any] = []
             for batch in reader:
-                if batch.num_rows:
-                    table = pa.Table.from_batches([batch])
+                pending.append(batch)
+                if sum(b.num_rows for b in pending) >= rows_per_table:
+                    table = pa.Table.from_batches(pending)
                     yield _file_columns(table, file_name, day, client_id, offset)
-                    offset += batch.num_rows
+                    offset += table.num_rows
+                    pending = []
+            table = pa.Table.from_batches(pending, schema=reader.schema)
+            if table.num_rows:
+                yield _file_columns(table, file_name, day, client_id, offset)
+                offset += table.num_rows
         except pa.ArrowInvalid as exc:
             located = locate_bad_line(item, file_name, len(names))
             raise located or BadExportFileError(

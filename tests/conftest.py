@@ -21,6 +21,9 @@ from tools import localenv  # noqa: E402
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="signalroom-tests-"))
 localenv.apply(_SESSION_DIR / "airflow", _SESSION_DIR / "dlt")
 
+# session fixtures of the whole-DAG tests, shared by test_backfill and test_idempotency
+from tests.dagrun_support import dag_scenarios, dagrun_world  # noqa: E402, F401
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip when `condition` is false, except under CI=true, where it fails."""

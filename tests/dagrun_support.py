@@ -1,0 +1,320 @@
+"""Harness for the tests that run whole generated DAGs (test_backfill, test_idempotency).
+
+Everything is real: Airflow runs the DAG (dag.test, or a scheduler in test_backfill), dlt
+loads into a Postgres database of the test server, Everflow/RedTrack answer from the
+loopback stand-in and the exports from moto's S3 server. The environment a run needs
+(Airflow connections, dlt working folder) is set only while it runs, so other test modules
+never see it.
+
+`dag_scenarios` runs each source's DAG once per session through the same sequence and keeps
+what every step left behind, so the backfill and the idempotency tests assert on shared runs:
+
+    cursor  : a run without dates (cursor + look-back, up to yesterday ET)
+    cursor2 : the same again
+    backfill: start_date/end_date = BACKFILL_DAYS (old days; for s3_exports their files are
+              uploaded only now, with one more day outside the range)
+    backfill2: the same again
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterator
+from zoneinfo import ZoneInfo
+
+import pytest
+from signalroom.registry import REGISTRY, pipeline_name
+
+ET = ZoneInfo("America/New_York")
+BACKFILL_DAYS = (date(2025, 6, 2), date(2025, 6, 3))
+OUTSIDE_DAY = date(2025, 6, 4)  # an export uploaded with the backfill's files, outside its range
+EXPORT_ROWS = 40
+EXPORT_PREFIXES = ("orders-create", "orders-update")  # prospects-create stays empty, as it may
+STEPS = ("cursor", "cursor2", "backfill", "backfill2")
+IGNORED_COLUMNS = ("_dlt_load_id", "_dlt_id")  # differ per load by design
+
+
+def yesterday_et() -> date:
+    return datetime.now(ET).date() - timedelta(days=1)
+
+
+def days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+# ----------------------------------------------------------------------------- the world
+
+
+@dataclass
+class World:
+    """Stand-ins and a Postgres server shared by every DAG run of the session."""
+
+    postgres: Any
+    api: Any
+    s3: Any
+    bucket: str
+    root: Path
+    export_dir: Path
+
+    def database(self) -> str:
+        """A fresh database on the test server; returns its name."""
+        import psycopg2
+
+        name = f"sr_dagrun_{uuid.uuid4().hex[:8]}"
+        conn = psycopg2.connect(self.postgres.url())
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        return name
+
+    def url(self, database: str) -> str:
+        return self.postgres.url(database)
+
+    def env(self, database: str, dlt_dir: Path) -> dict[str, str]:
+        """Airflow connections (env secrets backend) and the dlt working folder of a run."""
+        from tools.localenv import airflow_connection_env
+        from tools.standins.api import ApiStandin  # noqa: F401 - keys below are its defaults
+        from tools.standins.s3 import ACCESS_KEY, REGION, SECRET_KEY
+
+        env = {"DLT_DATA_DIR": str(dlt_dir)}
+        env.update(airflow_connection_env("signalroom_warehouse", {
+            "conn_type": "postgres", "host": self.postgres.host, "port": self.postgres.port,
+            "login": self.postgres.user, "password": self.postgres.password or "trust", "schema": database,
+        }))
+        for source, key in (("everflow", self.api.everflow_key), ("redtrack", self.api.redtrack_key)):
+            env.update(airflow_connection_env(f"signalroom_{source}", {
+                "conn_type": "http", "host": self.api.url, "password": key,
+            }))
+        env.update(airflow_connection_env("signalroom_s3", {
+            "conn_type": "aws", "login": ACCESS_KEY, "password": SECRET_KEY,
+            "extra": {"bucket_url": f"s3://{self.bucket}", "endpoint_url": self.s3.endpoint_url,
+                      "region_name": REGION},
+        }))
+        return env
+
+    @contextmanager
+    def using(self, database: str, dlt_dir: Path) -> Iterator[None]:
+        """Set a run's environment in this process (dag.test runs tasks in-process)."""
+        env = self.env(database, dlt_dir)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def upload_exports(self, export_days: list[date]) -> list[str]:
+        """One synthetic export per prefix and day; returns the bucket keys."""
+        from tools.standins.exports import export_name, write_export
+
+        keys = []
+        for prefix in EXPORT_PREFIXES:
+            for day in export_days:
+                key = f"{prefix}/{day.year}/{export_name(day, prefix)}"
+                path = write_export(self.export_dir / key, day, EXPORT_ROWS)
+                self.s3.put(self.bucket, key, path.read_bytes())
+                keys.append(key)
+        self.s3.put(self.bucket, "prospects-create/.keep", b"")  # an empty prefix folder
+        return keys
+
+
+@pytest.fixture(scope="session")
+def dagrun_world(airflow_db, postgres_server, tmp_path_factory) -> Iterator[World]:
+    from tools.standins.api import ApiStandin
+    from tools.standins.s3 import S3Server
+
+    root = tmp_path_factory.mktemp("dagruns")
+    with ApiStandin() as api, S3Server() as s3:
+        bucket = f"exports-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(bucket)
+        world = World(postgres_server, api, s3, bucket, root, root / "exports")
+        # recent exports the cursor runs find (the API stand-ins serve every day already)
+        yesterday = yesterday_et()
+        world.upload_exports([yesterday - timedelta(days=1), yesterday])
+        yield world
+
+
+# ------------------------------------------------------------------ what a run leaves behind
+
+
+def table_dumps(url: str, dataset: str) -> dict[str, tuple[tuple[str, ...], list[tuple]]]:
+    """Every data table of a dataset: (columns, sorted rows), dlt's per-load ids left out."""
+    import psycopg2
+    from psycopg2 import sql
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                "AND table_type = 'BASE TABLE' AND table_name NOT LIKE '\\_dlt%%' ORDER BY 1",
+                (dataset,),
+            )
+            tables = [r[0] for r in cur.fetchall()]
+            out = {}
+            for table in tables:
+                cur.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                    "AND table_name = %s ORDER BY column_name",
+                    (dataset, table),
+                )
+                columns = tuple(r[0] for r in cur.fetchall() if r[0] not in IGNORED_COLUMNS)
+                cur.execute(
+                    sql.SQL("SELECT {} FROM {}.{}").format(
+                        sql.SQL(", ").join(map(sql.Identifier, columns)),
+                        sql.Identifier(dataset),
+                        sql.Identifier(table),
+                    )
+                )
+                out[table] = (columns, sorted(cur.fetchall(), key=repr))
+            return out
+    finally:
+        conn.close()
+
+
+def destination_state(url: str, dataset: str, pipeline: str) -> dict[str, Any]:
+    """The newest state row of a successful load: what a fresh worker restores."""
+    import psycopg2
+    from dlt.common.versioned_state import decompress_state
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f'SELECT s.state FROM "{dataset}"._dlt_pipeline_state s JOIN "{dataset}"._dlt_loads l '
+                "ON l.load_id = s._dlt_load_id WHERE s.pipeline_name = %s AND l.status = 0 "
+                "ORDER BY s.version DESC LIMIT 1",
+                (pipeline,),
+            )
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    return decompress_state(row[0]).get("sources", {}) if row else {}
+
+
+def local_state(dlt_dir: Path, pipeline: str) -> dict[str, Any]:
+    """The state in the pipeline's working folder (what the next run on this worker starts from)."""
+    import dlt
+    from dlt.pipeline.exceptions import CannotRestorePipelineException
+
+    try:
+        attached = dlt.attach(pipeline, pipelines_dir=str(dlt_dir / "pipelines"))
+    except CannotRestorePipelineException:
+        return {}
+    return json.loads(json.dumps(attached.state.get("sources", {}), default=str))
+
+
+def resource_state(state: dict[str, Any], source: str, resource: str) -> dict[str, Any]:
+    return state.get(source, {}).get("resources", {}).get(resource, {})
+
+
+def cursor_of(state: dict[str, Any], source: str, resource: str) -> Any:
+    """What decides the next scheduled run: the date cursor, or the tracked files."""
+    res = resource_state(state, source, resource)
+    if "files" in res:
+        return {path: (f.get("size"), f.get("rows")) for path, f in res["files"].items()}
+    return res.get("incremental", {}).get("date", {}).get("last_value")
+
+
+def task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+@dataclass
+class Step:
+    """What one DAG run left: task states, tables, state (destination and local), requests."""
+
+    conf: dict
+    states: dict[str, str]
+    tables: dict[str, Any]
+    dest_state: dict[str, Any]
+    local_state: dict[str, Any]
+    api_days: list[tuple[date, date]] = field(default_factory=list)
+    files_read: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Scenario:
+    source: str
+    database: str
+    url: str
+    dlt_dir: Path
+    steps: dict[str, Step]
+
+    def dated_rows(self, step: str, resource: str) -> dict[date, int]:
+        """Rows per business date in a resource's table after a step."""
+        spec = REGISTRY[self.source]
+        res = spec.resource(resource)
+        columns, rows = self.steps[step].tables.get(res.table, ((), []))
+        if not columns:
+            return {}
+        index = columns.index(res.date_column)
+        counts: dict[date, int] = {}
+        for row in rows:
+            counts[row[index]] = counts.get(row[index], 0) + 1
+        return counts
+
+
+class Scenarios:
+    """Runs a source's sequence on first use and keeps it for every later assertion."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._done: dict[str, Scenario] = {}
+        self._dags: dict[str, Any] = {}
+
+    def __getitem__(self, source: str) -> Scenario:
+        if source not in self._done:
+            self._done[source] = self._run(source)
+        return self._done[source]
+
+    def _dag(self, source: str) -> Any:
+        from signalroom.orchestration.factory import build_dag
+
+        if source not in self._dags:
+            self._dags[source] = build_dag(REGISTRY[source])
+        return self._dags[source]
+
+    def _run(self, source: str) -> Scenario:
+        world, spec = self.world, REGISTRY[source]
+        database = world.database()
+        url = world.url(database)
+        dlt_dir = world.root / f"dlt-{source}"
+        dlt_dir.mkdir()
+        scenario = Scenario(source, database, url, dlt_dir, {})
+        backfill_conf = {"start_date": BACKFILL_DAYS[0].isoformat(), "end_date": BACKFILL_DAYS[-1].isoformat()}
+        for name in STEPS:
+            conf = backfill_conf if name.startswith("backfill") else {}
+            if name == "backfill" and source == "s3_exports":
+                world.upload_exports([*BACKFILL_DAYS, OUTSIDE_DAY])
+            world.api.reset_requests()
+            world.s3.reset_reads()
+            with world.using(database, dlt_dir):
+                dag_run = self._dag(source).test(run_conf=conf)
+            pipelines = [pipeline_name(source, r) for r in spec.resource_names]
+            scenario.steps[name] = Step(
+                conf=conf,
+                states=task_states(dag_run),
+                tables=table_dumps(url, spec.dataset_name),
+                dest_state={p: destination_state(url, spec.dataset_name, p) for p in pipelines},
+                local_state={p: local_state(dlt_dir, p) for p in pipelines},
+                api_days=[r.day_range for r in world.api.report_requests(source) if r.status == 200],
+                files_read={k.removeprefix(f"{world.bucket}/") for k in world.s3.reads()},
+            )
+        return scenario
+
+
+@pytest.fixture(scope="session")
+def dag_scenarios(dagrun_world) -> Scenarios:
+    return Scenarios(dagrun_world)

@@ -61,6 +61,7 @@ class World:
     bucket: str
     root: Path
     export_dir: Path
+    databases: list[str] = field(default_factory=list)
 
     def database(self) -> str:
         """A fresh database on the test server; returns its name."""
@@ -72,7 +73,18 @@ class World:
         with conn.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
         conn.close()
+        self.databases.append(name)
         return name
+
+    def drop_databases(self) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(self.postgres.url())
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for name in self.databases:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
 
     def url(self, database: str) -> str:
         return self.postgres.url(database)
@@ -142,7 +154,10 @@ def dagrun_world(airflow_db, postgres_server, tmp_path_factory) -> Iterator[Worl
         # recent exports the cursor runs find (the API stand-ins serve every day already)
         yesterday = yesterday_et()
         world.upload_exports([yesterday - timedelta(days=1), yesterday])
-        yield world
+        try:
+            yield world
+        finally:
+            world.drop_databases()
 
 
 # ------------------------------------------------------------------ what a run leaves behind
@@ -318,3 +333,92 @@ class Scenarios:
 @pytest.fixture(scope="session")
 def dag_scenarios(dagrun_world) -> Scenarios:
     return Scenarios(dagrun_world)
+
+
+# ------------------------------------------------------------------ a real scheduler
+
+
+def airflow_cli(*argv: str) -> None:
+    """Run an `airflow …` command in this process (the CLI's own code; no 10 s interpreter start)."""
+    from airflow.cli import cli_parser
+
+    args = cli_parser.get_parser().parse_args(list(argv))
+    args.func(args)
+
+
+def _wait_http(url: str, proc: Any, timeout: float) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@contextmanager
+def airflow_scheduler(env: dict[str, str], log_dir: Path) -> Iterator[Any]:
+    """A real scheduler (LocalExecutor, 2 workers) on the session's metadata DB and the
+    execution API its task processes report to; stopped (their process groups) on exit.
+
+    The API server starts at once (it takes the longest); the body prepares the runs, then
+    calls the yielded `start()` to start the scheduler once the API answers."""
+    import signal
+    import subprocess
+    import sys
+
+    from tools.standins.postgres import free_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        **env,
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",  # a 2-core machine under load
+    }
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen] = []
+
+    def spawn(name: str, *argv: str) -> subprocess.Popen:
+        out = (log_dir / f"{name}.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *argv], env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: its workers are stopped with it
+        )
+        procs.append(proc)
+        return proc
+
+    def start() -> None:
+        _wait_http(f"http://127.0.0.1:{port}/execution/health", api, timeout=180)
+        spawn("scheduler", "scheduler")
+
+    try:
+        api = spawn("api-server", "api-server", "--apps", "execution", "-H", "127.0.0.1", "-p", str(port))
+        yield start
+    finally:
+        for proc in reversed(procs):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+            try:  # task workers left in its group (they may ignore SIGTERM)
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from signalroom.registry import REGISTRY, pipeline_name
 
 ET = ZoneInfo("America/New_York")

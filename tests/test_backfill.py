@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from signalroom.registry import REGISTRY, pipeline_name
 
+from signalroom.registry import REGISTRY, pipeline_name
 from tests.dagrun_support import (
     BACKFILL_DAYS,
     ET,

@@ -5,8 +5,8 @@ backfill, each repeated. Shares the runs of test_backfill (tests/dagrun_support.
 from __future__ import annotations
 
 import pytest
-from signalroom.registry import REGISTRY, pipeline_name
 
+from signalroom.registry import REGISTRY, pipeline_name
 from tests.dagrun_support import BACKFILL_DAYS, EXPORT_PREFIXES, cursor_of
 
 SOURCES = sorted(REGISTRY)

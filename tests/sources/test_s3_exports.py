@@ -16,7 +16,13 @@ import pytest
 
 from signalroom.pipeline import Window
 from signalroom.sources.s3_exports import s3_exports
-from signalroom.sources.s3_exports.helpers import ExportConfigError, file_date, parse_prefixes, resource_name
+from signalroom.sources.s3_exports.helpers import (
+    ExportConfigError,
+    file_date,
+    parse_prefixes,
+    resource_name,
+    write_disposition,
+)
 from tests.sources.api_support import column_types, destination, load, local_state, query
 from tools.standins.exports import export_name, header, write_export, write_exports
 from tools.standins.s3 import SECRET_KEY, S3Server
@@ -88,6 +94,8 @@ def test_prefixes_names_and_file_dates():
     assert file_date("orders-create/report.csv") is None
     with pytest.raises(ExportConfigError, match="names no prefix"):
         parse_prefixes(" , ")
+    # outside a pipeline nothing is known of the destination: always the (safe) merge
+    assert write_disposition("orders_create", ["a.csv"])[0] == {"disposition": "merge", "strategy": "delete-insert"}
 
 
 def test_builds_without_bucket_or_end_date_and_touches_no_storage():
@@ -150,6 +158,7 @@ def test_scheduled_runs_read_each_file_once(kind, s3, bucket, request, tmp_path,
     assert {v[0] for v in per_file(dest).values()} == {ROWS} and len(per_file(dest)) == 4
 
     assert "files in 1 = loaded 1 + rejected 0; rows loaded 300" in caplog.text
+    assert caplog.text.count("append: none of these files has rows in the destination yet") == 2
     assert SECRET_KEY not in caplog.text
 
 
@@ -170,7 +179,8 @@ def test_local_folder_is_the_same_code_path(tmp_path):
 # ---------------------------------------------------------------- reloads
 
 
-def test_backfill_reloads_exactly_its_window_and_leaves_tracked_files_alone(s3, bucket, request, tmp_path):
+def test_backfill_reloads_exactly_its_window_and_leaves_tracked_files_alone(s3, bucket, request, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     dest = destination("postgres", request, tmp_path)
     keys = {day: put_day(s3, bucket, tmp_path, day) for day in (D1, D2, D3)}
     run(s3, bucket, dest, Window(end=D3))
@@ -187,6 +197,7 @@ def test_backfill_reloads_exactly_its_window_and_leaves_tracked_files_alone(s3, 
         assert load_ids[keys[D2]] == summary["load_ids"][0]  # replaced, not kept
         assert load_ids[keys[D1]] == load_ids_before[keys[D1]]
         assert tracked() == state_before
+    assert caplog.text.count("delete-insert on _file_name: replace the rows of 1 file(s)") == 2
 
     # a backfill of a file the schedule has not seen yet: the schedule still reads it, one copy stays
     keys[D4] = put_day(s3, bucket, tmp_path, D4)
@@ -198,7 +209,8 @@ def test_backfill_reloads_exactly_its_window_and_leaves_tracked_files_alone(s3, 
     assert {v[0] for v in per_file(dest).values()} == {ROWS} and len(per_file(dest)) == 4
 
 
-def test_reupload_and_lost_state_leave_exactly_one_copy(s3, bucket, request, tmp_path, dlt_data_dir):
+def test_reupload_and_lost_state_leave_exactly_one_copy(s3, bucket, request, tmp_path, dlt_data_dir, caplog):
+    caplog.set_level(logging.INFO)
     dest = destination("postgres", request, tmp_path)
     k1, k2 = put_day(s3, bucket, tmp_path, D1), put_day(s3, bucket, tmp_path, D2)
     run(s3, bucket, dest, Window(end=D2))
@@ -211,7 +223,6 @@ def test_reupload_and_lost_state_leave_exactly_one_copy(s3, bucket, request, tmp
 
     # lost state: neither the working folder nor the destination remembers any file
     shutil.rmtree(dlt_data_dir / "pipelines" / PIPELINE)
-    query(dest, "SELECT 1")  # connection check
     import psycopg2
 
     with psycopg2.connect(dest.postgres_url) as conn, conn.cursor() as cur:
@@ -220,6 +231,7 @@ def test_reupload_and_lost_state_leave_exactly_one_copy(s3, bucket, request, tmp
     assert run(s3, bucket, dest, Window(end=D2))["rows"] == {"orders_create": 120 + ROWS}
     assert files_read(s3, bucket) == {k1, k2}
     assert {k: v[:4] for k, v in per_file(dest).items()} == {k1: (120, 0, 119, 120), k2: (ROWS, 0, ROWS - 1, ROWS)}
+    assert "replace the rows of 1 file(s)" in caplog.text and "replace the rows of 2 file(s)" in caplog.text
 
 
 # ---------------------------------------------------------------- bad files

@@ -28,6 +28,7 @@ from signalroom.sources.s3_exports.helpers import (
     read_export,
     resource_name,
     select_files,
+    write_disposition,
 )
 
 __all__ = ["s3_exports", "BadExportFileError", "ExportConfigError"]
@@ -153,12 +154,20 @@ def _extract_prefix(
         end or "-",
     )
 
+    hints = None
+    if selection.files:
+        disposition, why = write_disposition(name, [f["relative_path"] for f in selection.files])
+        hints = dlt.mark.make_hints(write_disposition=disposition)
+        log.info("s3_exports.%s: %s", name, why)
+
     rows_total, rejected = 0, []
     for item in selection.files:
         path = item["relative_path"]
         rows = 0
         for table in read_export(item, client_id, block_size):
             rows += table.num_rows
+            if hints is not None:  # the first item carries this run's write disposition
+                table, hints = dlt.mark.with_hints(table, hints), None
             yield table
         if rows == 0:
             rejected.append(path)

@@ -186,6 +186,55 @@ def select_files(
     return selection
 
 
+# ---------------------------------------------------------------- destination
+
+
+def files_with_rows(table: str, paths: Sequence[str]) -> set[str] | None:
+    """Which of `paths` already have rows in `table` of the running pipeline's destination.
+
+    None when that cannot be known (no active pipeline or destination, an unexpected error):
+    the caller then replaces rows as if every file had some. A table not created yet has none.
+    """
+    from dlt.common.pipeline import current_pipeline
+    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+    pipeline = current_pipeline()
+    if pipeline is None or getattr(pipeline, "destination", None) is None or not paths:
+        return None if pipeline is None else set()
+    found: set[str] = set()
+    try:
+        with pipeline.sql_client() as client:
+            qualified = client.make_qualified_table_name(table)
+            column = client.escape_column_name(settings.MERGE_KEY)
+            for i in range(0, len(paths), 500):
+                chunk = list(paths[i : i + 500])
+                rows = client.execute_sql(
+                    f"SELECT DISTINCT {column} FROM {qualified} WHERE {column} IN "
+                    f"({', '.join(['%s'] * len(chunk))})",
+                    *chunk,
+                )
+                found.update(row[0] for row in rows or ())
+    except DatabaseUndefinedRelation:
+        return set()
+    except Exception as exc:  # never guess "new" on an error: the merge is always correct
+        import logging
+
+        logging.getLogger(__name__).warning("could not look up loaded files in %s (%s): merging", table, exc)
+        return None
+    return found
+
+
+def write_disposition(table: str, paths: Sequence[str]) -> tuple[Any, str]:
+    """Append when no selected file has rows in the destination yet (the daily case: no
+    staging copy, no delete), else delete-insert on `_file_name`. Runs of one pipeline never
+    overlap, so the answer holds until the load. Returns (disposition, why)."""
+    present = files_with_rows(table, paths) if settings.APPEND_WHEN_NEW else None
+    if present is not None and not present:
+        return "append", "append: none of these files has rows in the destination yet"
+    why = f"replace the rows of {len(present)} file(s) already loaded" if present else "replace per file"
+    return settings.WRITE_DISPOSITION, f"delete-insert on {settings.MERGE_KEY}: {why}"
+
+
 # ---------------------------------------------------------------- reading
 
 
@@ -306,3 +355,4 @@ def read_export(
             raise located or BadExportFileError(
                 file_name, None, f"{exc} (after {offset} good rows)"
             ) from None
+

@@ -186,6 +186,21 @@ def test_no_deadline_where_dag_test_runs_it(dags, monkeypatch):
     assert alerts.deadline_alert(REGISTRY["everflow"]) is not None
 
 
+def test_parsing_the_dags_does_not_import_the_slack_provider():
+    """The provider's notifier and hook (~0.3 s of imports) load when an alert is sent, not on
+    every DAG parse (Airflow's provider discovery still reads the package's metadata)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from signalroom.orchestration.factory import build_all_dags; build_all_dags();"
+        "print(sorted(m for m in sys.modules if m.startswith(('airflow.providers.slack.notifications',"
+        " 'airflow.providers.slack.hooks', 'slack_sdk'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def _as_list(value):
     if value is None:
         return []

@@ -1,10 +1,11 @@
 """Failure and deadline alerts to a Slack incoming webhook (Airflow connection `signalroom_slack`).
 
-Built on the Slack provider's `SlackWebhookNotifier`, so delivery, retries and the connection
-format are Airflow's. What we add: the message (DAG, task, run, try, window, error class and
-first line, a hint from `signalroom.hints`, the log URL) and silence when the connection does
-not exist, so a bundle without Slack runs without noise. Parse-time cheap: nothing here
-touches a connection, dlt or the database until a callback fires.
+Delivery is the Slack provider's `SlackWebhookNotifier` (connection format, retries, the
+post), built when a callback fires: importing the provider costs ~0.3 s, which every DAG
+parse would pay otherwise. What we add: the message (DAG, task, run, try, window, error class
+and first line, a hint from `signalroom.hints`, the log URL) and silence when the connection
+does not exist, so a bundle without Slack runs without noise. Parse-time cheap: nothing here
+touches a connection, dlt, the Slack provider or the database until a callback fires.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import timedelta
 from typing import Any, Mapping
 from urllib.parse import quote
 
-from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+from airflow.sdk.bases.notifier import BaseNotifier
 
 from signalroom.hints import match_hint, scrub, summarize_error
 from signalroom.registry import SourceSpec, get_spec
@@ -143,27 +144,41 @@ def failure_message(source: str, context: Mapping[str, Any], *, dag_level: bool 
     return _redact("\n".join(lines))
 
 
-class SignalroomFailureNotifier(SlackWebhookNotifier):
+def _slack(conn_id: str, text: str):
+    """The provider's notifier for one message (imported here, not at parse time)."""
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    return SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=text)
+
+
+class _TextNotifier(BaseNotifier):
+    """A notifier whose text is built from the context in notify(), not templated."""
+
+    template_fields = ()
+
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        # nothing to render; and under dag.test() the DAG in a DAG callback's context is a
+        # SerializedDAG without the template env BaseNotifier would ask it for
+        return None
+
+
+class SignalroomFailureNotifier(_TextNotifier):
     """`on_failure_callback` for tasks (after the last retry) and DAG runs of one source."""
 
     def __init__(
         self, source: str, *, dag_level: bool = False, slack_webhook_conn_id: str = SLACK_CONN_ID, **kwargs
     ):
-        super().__init__(slack_webhook_conn_id=slack_webhook_conn_id, text="", **kwargs)
+        super().__init__(**kwargs)
         self.source = source
         self.dag_level = dag_level
-
-    def render_template_fields(self, context, jinja_env=None) -> None:
-        # The text is built from the context in notify(), not templated; and under dag.test()
-        # the DAG in a DAG callback's context is a SerializedDAG without a template env.
-        return None
+        self.slack_webhook_conn_id = slack_webhook_conn_id
 
     def notify(self, context):
         if not _connection_exists(self.slack_webhook_conn_id):
             log.info("no connection %r: failure alert not sent", self.slack_webhook_conn_id)
             return
-        self.text = failure_message(self.source, context, dag_level=self.dag_level)
-        super().notify(context)
+        text = failure_message(self.source, context, dag_level=self.dag_level)
+        _slack(self.slack_webhook_conn_id, text).notify(context)
         log.info("failure alert sent to %r", self.slack_webhook_conn_id)
 
 
@@ -186,7 +201,7 @@ def deadline_message(source: str, deadline_et: str, context: Mapping[str, Any]) 
     return _redact("\n".join(lines))
 
 
-class SignalroomDeadlineNotifier(SlackWebhookNotifier):
+class SignalroomDeadlineNotifier(_TextNotifier):
     """Deadline-alert callback (runs in the triggerer, hence async); silent without a connection."""
 
     def __init__(
@@ -196,26 +211,25 @@ class SignalroomDeadlineNotifier(SlackWebhookNotifier):
         slack_webhook_conn_id: str = SLACK_CONN_ID,
         **kwargs,
     ):
-        super().__init__(slack_webhook_conn_id=slack_webhook_conn_id, text="", **kwargs)
+        super().__init__(**kwargs)
         self.source = source
         self.deadline_et = deadline_et
-
-    def render_template_fields(self, context, jinja_env=None) -> None:
-        return None  # built in (async_)notify from the context, not templated
+        self.slack_webhook_conn_id = slack_webhook_conn_id
 
     async def async_notify(self, context):
         if not await _aconnection_exists(self.slack_webhook_conn_id):
             log.info("no connection %r: deadline alert not sent", self.slack_webhook_conn_id)
             return
-        self.text = deadline_message(self.source, self.deadline_et, context)
-        await super().async_notify(context)
+        text = deadline_message(self.source, self.deadline_et, context)
+        await _slack(self.slack_webhook_conn_id, text).async_notify(context)
 
     def notify(self, context):  # a sync runner (e.g. an executor callback) gets the same message
         if not _connection_exists(self.slack_webhook_conn_id):
             log.info("no connection %r: deadline alert not sent", self.slack_webhook_conn_id)
             return
-        self.text = deadline_message(self.source, self.deadline_et, context)
-        super().notify(context)
+        _slack(self.slack_webhook_conn_id, deadline_message(self.source, self.deadline_et, context)).notify(
+            context
+        )
 
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")

@@ -4,6 +4,9 @@ Each load runs in a fresh child process (`run_load` into Postgres, the file read
 S3 stand-in running in another process), which reports its own peak RSS (ru_maxrss, plus
 any child's). Streaming reads (pyarrow blocks) and dlt's buffered writers should keep the
 peak flat: target <= 1.5x.
+
+The large file's extract time is moto's, not ours: moto copies the whole object for every
+ranged GET (8 MiB each here), so an 800 MB object costs ~100 full copies; S3 does not.
 """
 
 from __future__ import annotations

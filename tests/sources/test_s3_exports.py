@@ -112,6 +112,24 @@ def test_missing_bucket_url_fails_naming_the_setting(tmp_path):
         load("s3_exports", "orders_create", Window(end=D1), destination("duckdb", None, tmp_path))
 
 
+@pytest.mark.parametrize("problem", ["missing bucket", "no credentials"])
+def test_bucket_access_problems_name_the_connection(problem, s3, tmp_path, monkeypatch):
+    kwargs = s3.source_kwargs("no-such-bucket" if problem == "missing bucket" else "exports-" + uuid.uuid4().hex[:8])
+    if problem == "no credentials":
+        s3.create_bucket(kwargs["bucket_url"].removeprefix("s3://"))
+        del kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"]
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    with pytest.raises(Exception) as failure:
+        load("s3_exports", "orders_create", Window(end=D1), destination("duckdb", None, tmp_path), **kwargs)
+    message = str(failure.value)
+    assert "signalroom_s3" in message
+    assert ("does not exist" if problem == "missing bucket" else "NoCredentialsError") in message
+
+
 # ---------------------------------------------------------------- scheduled runs
 
 

@@ -139,7 +139,14 @@ def _extract_prefix(
     # a backfill reads the tracked files but never writes them
     tracked = state.get("files", {}) if backfill else state.setdefault("files", {})
 
-    listed = list_exports(config.filesystem(), config.bucket_url, prefix)
+    try:
+        listed = list_exports(config.filesystem(), config.bucket_url, prefix)
+    except Exception as exc:  # access and configuration problems all surface here, first
+        raise ExportConfigError(
+            f"cannot list {config.bucket_url}/{prefix}: {type(exc).__name__}: {exc}. Check the Airflow "
+            "connection 'signalroom_s3' (login = access key id, password = secret, extra bucket_url, "
+            "endpoint_url, region_name) or SOURCES__S3_EXPORTS__*, and that the bucket exists"
+        ) from exc
     selection = select_files(listed, tracked, start, end, backfill)
     log.info(
         "s3_exports.%s: %d file(s) under %s/%s; %d to read, %d already loaded, %d outside %s..%s",

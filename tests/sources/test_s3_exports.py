@@ -94,7 +94,12 @@ def test_prefixes_names_and_file_dates():
     assert file_date("orders-create/report.csv") is None
     with pytest.raises(ExportConfigError, match="names no prefix"):
         parse_prefixes(" , ")
-    # outside a pipeline nothing is known of the destination: always the (safe) merge
+    # outside a pipeline nothing is known of the destination: always the (safe) merge.
+    # Another test in this worker may have left a pipeline active (dlt's global context).
+    from dlt.common.configuration.container import Container
+    from dlt.common.pipeline import PipelineContext
+
+    Container()[PipelineContext].deactivate()
     assert write_disposition("orders_create", ["a.csv"])[0] == {"disposition": "merge", "strategy": "delete-insert"}
 
 

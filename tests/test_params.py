@@ -158,6 +158,32 @@ def test_scheduled_run_window_is_the_finished_et_day_from_the_cursor():
     assert "scheduled run of s3_exports" in line and "2025-01-09" in line and "cursor" in line
 
 
+def _scheduled_for(day: date, now: datetime) -> RunContext:
+    """The 06:00 ET s3_exports run whose interval covers `day`, planned at `now`."""
+    start = datetime(day.year, day.month, day.day, 6, tzinfo=ET)
+    end = datetime.combine(day + timedelta(days=1), start.timetz())
+    return RunContext("scheduled", run_after=end, data_interval_start=start, data_interval_end=end,
+                      conf={}, now=now)
+
+
+def test_late_scheduled_run_within_the_look_back_stays_on_the_cursor():
+    day = date(2025, 1, 9)
+    for late_days in range(S3.lookback_days):  # a delayed scheduler, or a rerun the same week
+        now = datetime(2025, 1, 10, 12, tzinfo=ET) + timedelta(days=late_days)
+        plan = resolve_run(S3, _params({}), _scheduled_for(day, now))
+        assert plan["window"] == {"start": None, "end": "2025-01-09", "backfill": False}, late_days
+
+
+def test_cleared_old_scheduled_run_reloads_exactly_its_interval():
+    """The cursor path would find nothing to re-read that far back: load the interval itself."""
+    day = date(2025, 1, 9)
+    now = datetime(2025, 1, 10, 12, tzinfo=ET) + timedelta(days=S3.lookback_days)
+    run = _scheduled_for(day, now)
+    plan = resolve_run(S3, _params({}), run)
+    assert plan["window"] == {"start": "2025-01-09", "end": "2025-01-09", "backfill": True}
+    assert "older than the look-back" in describe_plan("s3_exports", plan, run)
+
+
 def test_airflow_backfill_run_loads_its_own_interval():
     run = RunContext(
         run_type="backfill",

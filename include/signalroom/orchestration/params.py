@@ -87,6 +87,11 @@ class RunContext:
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
     conf: Mapping[str, Any] | None = None
+    now: datetime | None = None  # when the plan runs (a cleared run keeps its old run_after)
+
+    @property
+    def clock(self) -> datetime:
+        return self.now or self.run_after
 
     @property
     def has_interval(self) -> bool:
@@ -186,7 +191,9 @@ def resolve_run(spec: SourceSpec, params: Mapping[str, Any], run: RunContext) ->
     """Params + run -> plan dict (`window`, `resources`, `dry_run`, `run_type`) or InvalidRunParams.
 
     - scheduled run: the last ET day finished at the interval's end, from the cursor minus
-      the look-back (`start=None`);
+      the look-back (`start=None`); a scheduled run of an interval older than the look-back
+      (a cleared old run, or catch-up) loads exactly its interval, as the cursor path would
+      find nothing to re-read there;
     - Airflow backfill run (`airflow backfill create`): exactly its own data interval;
     - manual run with start_date/end_date: exactly that range;
     - manual run without dates: like a scheduled run ending yesterday (ET) at trigger time.
@@ -198,7 +205,7 @@ def resolve_run(spec: SourceSpec, params: Mapping[str, Any], run: RunContext) ->
     dry_run = _parse_dry_run(params.get("dry_run"))
     start = _parse_day("start_date", params.get("start_date"))
     end = _parse_day("end_date", params.get("end_date"))
-    today = et_day(run.run_after, spec.timezone)
+    today = et_day(run.clock, spec.timezone)
     run_type = str(getattr(run.run_type, "value", run.run_type))
 
     if run_type == BACKFILL and run.has_interval:
@@ -214,7 +221,12 @@ def resolve_run(spec: SourceSpec, params: Mapping[str, Any], run: RunContext) ->
     elif start or end:
         window = _backfill_window(spec, start, end, today)
     elif run_type == SCHEDULED and run.has_interval:
-        window = Window(end=et_day(run.data_interval_end, spec.timezone) - timedelta(days=1))
+        first = et_day(run.data_interval_start, spec.timezone)
+        last = et_day(run.data_interval_end, spec.timezone) - timedelta(days=1)
+        if last < today - timedelta(days=max(spec.lookback_days, 1)):
+            window = Window(start=first, end=max(first, last), backfill=True)
+        else:
+            window = Window(end=last)
     else:  # manual (or asset-triggered) run without dates, or no usable interval
         window = Window(end=today - timedelta(days=1))
     return {
@@ -235,8 +247,11 @@ def describe_plan(source: str, plan: Mapping[str, Any], run: RunContext) -> str:
         if run.has_interval
         else "none"
     )
+    past = plan["run_type"] == SCHEDULED and window.backfill
     return (
-        f"{plan['run_type']} run of {source}: {window.describe()}; resources "
+        f"{plan['run_type']} run of {source}: {window.describe()}"
+        + (" (an interval older than the look-back: exactly its days, cursor untouched)" if past else "")
+        + f"; resources "
         f"{', '.join(plan['resources'])}; data interval {interval}"
         + ("; DRY RUN: nothing is extracted or loaded" if plan["dry_run"] else "")
     )

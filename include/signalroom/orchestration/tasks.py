@@ -17,6 +17,8 @@ def plan_run(source: str) -> dict[str, Any]:
     Invalid Params fail here, with a message naming the field and the fix, before any
     load task starts; the resolved window is logged so every run says what it loads.
     """
+    from datetime import datetime, timezone
+
     from airflow.sdk import get_current_context
 
     from signalroom.orchestration.params import RunContext, describe_plan, form_values, resolve_run
@@ -29,6 +31,7 @@ def plan_run(source: str) -> dict[str, Any]:
         data_interval_start=context.get("data_interval_start"),
         data_interval_end=context.get("data_interval_end"),
         conf=dag_run.conf,
+        now=datetime.now(timezone.utc),
     )
     spec = get_spec(source)
     # the run's own conf over the form defaults: what context["params"] holds in a fresh task

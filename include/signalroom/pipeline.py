@@ -132,6 +132,45 @@ def resource_state(pipeline: Any, source_name: str, resource: str) -> dict[str, 
     return dict(state.get("resources", {}).get(resource, {}))
 
 
+SCHEMA_UPDATE_ATTEMPTS = 4
+
+
+def _run_retrying_dataset_race(pipeline: Any, dlt_source: Any) -> tuple[Any, Any]:
+    """`pipeline.run`, whose load step is repeated when another pipeline of the same dataset
+    (a resource group running beside this one) updated the dataset's schema at the same moment.
+
+    On a first load both create the shared dlt tables; Postgres rejects one with a catalog
+    unique violation or a deadlock, which dlt raises as a schema-update error and documents as
+    safe to retry (`dlt.pipeline.helpers.retry_schema_update`): the package is complete and
+    pending, and loading it again applies only what is still missing.
+    """
+    from dlt.pipeline.helpers import retry_schema_update
+
+    is_schema_race = retry_schema_update()
+    try:
+        return pipeline.run(dlt_source), pipeline.last_trace.last_normalize_info
+    except Exception as exc:
+        if not is_schema_race(exc):
+            raise
+        error: BaseException = exc
+    normalize_info = pipeline.last_trace.last_normalize_info
+    for attempt in range(1, SCHEMA_UPDATE_ATTEMPTS):
+        log.warning(
+            "%s: dataset %r was being changed by another pipeline at the same moment (%s); "
+            "loading the finished package again (%d/%d)",
+            pipeline.pipeline_name, pipeline.dataset_name, type(error.__context__ or error).__name__,
+            attempt, SCHEMA_UPDATE_ATTEMPTS - 1,
+        )
+        time.sleep(0.5 * attempt)
+        try:
+            return pipeline.load(), normalize_info
+        except Exception as exc:
+            if not is_schema_race(exc):
+                raise
+            error = exc
+    raise error
+
+
 def run_load(
     source: str,
     resource: str,
@@ -160,12 +199,12 @@ def run_load(
     state_before = copy.deepcopy(resource_state(pipeline, dlt_source.name, resource))
     before = cursor_summary(state_before)
 
-    load_info = pipeline.run(dlt_source)
+    load_info, normalize_info = _run_retrying_dataset_race(pipeline, dlt_source)
 
     trace = pipeline.last_trace
     rows = {
         table: count
-        for table, count in (trace.last_normalize_info.row_counts if trace.last_normalize_info else {}).items()
+        for table, count in (normalize_info.row_counts if normalize_info else {}).items()
         if not table.startswith("_dlt")
     }
     timings = {

@@ -286,17 +286,37 @@ class Scenario:
 
 
 class Scenarios:
-    """Runs a source's sequence on first use and keeps it for every later assertion."""
+    """Runs a source's sequence on first use and keeps it for every later assertion.
 
-    def __init__(self, world: World) -> None:
+    Under pytest-xdist each worker has its own session: the first worker to need a source
+    runs it and leaves a pickle in the run's shared temp folder (under a file lock), the
+    others read it, so the runs happen once per test session whatever the distribution."""
+
+    def __init__(self, world: World, shared_dir: Path | None = None) -> None:
         self.world = world
+        self.shared_dir = shared_dir
         self._done: dict[str, Scenario] = {}
         self._dags: dict[str, Any] = {}
 
     def __getitem__(self, source: str) -> Scenario:
         if source not in self._done:
-            self._done[source] = self._run(source)
+            self._done[source] = self._shared(source)
         return self._done[source]
+
+    def _shared(self, source: str) -> Scenario:
+        if self.shared_dir is None:
+            return self._run(source)
+        import fcntl
+        import pickle
+
+        path = self.shared_dir / f"dag-scenario-{source}.pickle"
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if path.exists():
+                return pickle.loads(path.read_bytes())
+            scenario = self._run(source)
+            path.write_bytes(pickle.dumps(scenario))
+            return scenario
 
     def _dag(self, source: str) -> Any:
         from signalroom.orchestration.factory import build_dag
@@ -335,8 +355,11 @@ class Scenarios:
 
 
 @pytest.fixture(scope="session")
-def dag_scenarios(dagrun_world) -> Scenarios:
-    return Scenarios(dagrun_world)
+def dag_scenarios(dagrun_world, tmp_path_factory) -> Scenarios:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    # the run's basetemp is shared by its xdist workers (each has a subfolder of it)
+    shared = tmp_path_factory.getbasetemp().parent if worker else None
+    return Scenarios(dagrun_world, shared)
 
 
 # ------------------------------------------------------------------ a real scheduler

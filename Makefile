@@ -26,7 +26,7 @@ bench: bootstrap
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lock:
-	uv pip compile requirements.txt --python-version 3.11 -o requirements.lock
+	$(VENV)/bin/uv pip compile requirements.txt --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf .airflow .dlt_data .demo

@@ -62,7 +62,7 @@ def test_no_duplicate_keys_after_all_runs(dag_scenarios, source):
         if resource.table not in scenario.steps["backfill2"].tables:
             continue  # no data for it in the stand-ins (s3_exports' empty prefix)
         columns, rows = scenario.steps["backfill2"].tables[resource.table]
-        key = [columns.index(c) for c in resource.primary_key]
+        key = [columns.index(c) for c in resource.key]
         keys = [tuple(row[i] for i in key) for row in rows]
         assert len(keys) == len(set(keys)), resource.name
 

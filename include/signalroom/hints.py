@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
+from signalroom.registry import source_for_config_key
+
 
 @dataclass(frozen=True)
 class Hint:
@@ -265,6 +267,25 @@ def summarize_error(error: BaseException) -> ErrorSummary:
         root_class=type(root).__name__,
         first_line=scrub(first_line(str(root))),
     )
+
+
+_CONFIG_KEY = re.compile(r"\bSOURCES__[A-Z0-9_]+__[A-Z0-9_]+\b|\bsources\.[a-z0-9_]+\.[a-z0-9_]+\b")
+
+
+def config_locations(text: str) -> list[str]:
+    """The dlt config keys an error names (sources say only those), each with where Airflow sets
+    it, through the registry's connection mapping: "sources.redtrack.api_key: password of the
+    Airflow connection 'signalroom_redtrack'"."""
+    found: dict[str, str] = {}
+    for match in _CONFIG_KEY.finditer(str(text)):
+        known = source_for_config_key(match.group(0))
+        if known is None:
+            continue
+        spec, kwarg = known
+        where = spec.connection_field_for(kwarg)
+        if where:
+            found.setdefault(f"sources.{spec.name}.{kwarg}", where)
+    return [f"{key}: {where}" for key, where in found.items()]
 
 
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<secret>[^@\s/]+)@", re.I)

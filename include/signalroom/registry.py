@@ -3,16 +3,23 @@
 Registering a source here is the only step needed for its DAG to appear. Everything in
 this module is plain data so that DAG files can read it at parse time without importing
 dlt or the sources themselves; `load_source_function` imports a source lazily, by name.
+
+It is also the single truth of each resource's contract (table, primary key, write
+disposition and merge key, date column): the sources read theirs from here when they
+declare their dlt resources, and tests/test_registry.py compares it with dlt's own schema
+of what every source yields.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
+from signalroom.base.naming import pipeline_name
+from signalroom.base.window import DEFAULT_TIMEZONE
+
 DEFAULT_CLIENT_ID = "713"
-DEFAULT_TIMEZONE = "America/New_York"
 
 
 class UnknownSourceError(KeyError):
@@ -24,14 +31,56 @@ class UnknownSourceError(KeyError):
 
 @dataclass(frozen=True)
 class ResourceSpec:
-    """What the orchestration must know of one dlt resource without importing it."""
+    """One dlt resource's contract: what the source declares to dlt and the orchestration
+    (checks, DAG docs) relies on, without importing the source."""
 
     name: str
     table: str
+    # dlt's primary key hint (merge dedups on it); () for none
     primary_key: tuple[str, ...] = ()
-    # column holding the business (ET) date of a row; used by freshness checks
+    # column holding the business (ET) date of a row; the API sources' cursor, freshness checks
     date_column: str | None = None
     write_disposition: str = "merge"
+    # dlt's merge strategy hint; None = dlt's default (delete-insert on the primary key)
+    merge_strategy: str | None = None
+    # dlt's merge key hint: rows of the destination matching the load's values are replaced
+    merge_key: tuple[str, ...] = ()
+    # the columns that identify a row, when they are not the primary key (unique-key checks)
+    row_key: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The columns that must be unique and not null in the table."""
+        return self.row_key or self.primary_key
+
+    @property
+    def dlt_write_disposition(self) -> str | dict[str, str]:
+        """`write_disposition` as `@dlt.resource` takes it."""
+        if self.merge_strategy:
+            return {"disposition": self.write_disposition, "strategy": self.merge_strategy}
+        return self.write_disposition
+
+    def dlt_hints(self) -> dict[str, object]:
+        """The keyword arguments of `@dlt.resource` this contract fixes."""
+        hints: dict[str, object] = {
+            "name": self.name,
+            "table_name": self.table,
+            "write_disposition": self.dlt_write_disposition,
+        }
+        if self.primary_key:
+            hints["primary_key"] = self.primary_key
+        if self.merge_key:
+            hints["merge_key"] = self.merge_key
+        return hints
+
+    def describe(self) -> str:
+        """Disposition and keys in one phrase (DAG docs, CLI)."""
+        how = self.write_disposition + (f" ({self.merge_strategy})" if self.merge_strategy else "")
+        if self.merge_key:
+            how += f" on {', '.join(self.merge_key)}"
+        elif self.primary_key:
+            how += f" on {', '.join(self.primary_key)}"
+        return how
 
 
 @dataclass(frozen=True)
@@ -50,8 +99,11 @@ class SourceSpec:
     owner: str = "data-team"
     tags: tuple[str, ...] = ()
     # Airflow connection whose fields become source kwargs: {"kwarg": "password" | "extra.key" | ...}
+    # (the kwargs are the source's dlt config keys, `sources.<name>.<kwarg>`)
     connection_id: str | None = None
     connection_fields: Mapping[str, str] = field(default_factory=dict)
+    # the kwargs of `connection_fields` that are secrets (masked in logs)
+    secret_fields: tuple[str, ...] = ()
     # static keyword arguments for the source function
     source_kwargs: Mapping[str, object] = field(default_factory=dict)
     # dlt settings for this source's pipelines only ("normalize.workers": 2, ...): applied as
@@ -75,13 +127,37 @@ class SourceSpec:
             f"known resources: {', '.join(self.resource_names)}"
         )
 
+    def config_env_var(self, kwarg: str) -> str:
+        """dlt's environment variable for one of the source's config keys."""
+        return f"SOURCES__{self.name.upper()}__{kwarg.upper()}"
 
-def pipeline_name(source: str, resource: str) -> str:
-    """One dlt pipeline per resource, so parallel resource loads never share state."""
-    return f"{source}__{resource}"
+    def connection_field_for(self, kwarg: str) -> str | None:
+        """Where in the source's Airflow connection a config key is set, e.g.
+        "password of the Airflow connection 'signalroom_everflow'"; None if not mapped."""
+        field_name = self.connection_fields.get(kwarg)
+        if not (self.connection_id and field_name):
+            return None
+        where = f"extra field {field_name.removeprefix('extra.')!r}" if field_name.startswith("extra.") else field_name
+        return f"{where} of the Airflow connection {self.connection_id!r}"
 
 
 _API_CREDENTIALS = {"api_key": "password", "base_url": "host"}
+_API_SECRETS = ("api_key",)
+
+
+def _file_export(prefix: str) -> ResourceSpec:
+    """An s3_exports prefix: every file replaces its own rows (delete-insert on the file name);
+    a run whose files have no rows in the destination yet appends instead (same result,
+    decided at extract)."""
+    return ResourceSpec(
+        prefix,
+        table=prefix,
+        date_column="_file_date",
+        write_disposition="merge",
+        merge_strategy="delete-insert",
+        merge_key=("_file_name",),
+        row_key=("_file_name", "_row_id"),
+    )
 
 REGISTRY: dict[str, SourceSpec] = {
     spec.name: spec
@@ -103,6 +179,7 @@ REGISTRY: dict[str, SourceSpec] = {
             tags=("api", "affiliate"),
             connection_id="signalroom_everflow",
             connection_fields=_API_CREDENTIALS,
+            secret_fields=_API_SECRETS,
         ),
         SourceSpec(
             name="redtrack",
@@ -121,18 +198,13 @@ REGISTRY: dict[str, SourceSpec] = {
             tags=("api", "ad-spend"),
             connection_id="signalroom_redtrack",
             connection_fields=_API_CREDENTIALS,
+            secret_fields=_API_SECRETS,
         ),
         SourceSpec(
             name="s3_exports",
             ref="signalroom.sources.s3_exports:s3_exports",
             resources=tuple(
-                ResourceSpec(
-                    prefix,
-                    table=prefix,
-                    primary_key=("_file_name", "_row_id"),
-                    date_column="_file_date",
-                )
-                for prefix in ("orders_create", "orders_update", "prospects_create")
+                _file_export(prefix) for prefix in ("orders_create", "orders_update", "prospects_create")
             ),
             description="CRM order exports: one CSV per prefix per day in S3, "
             "loaded once per file (a reloaded file replaces its rows).",
@@ -147,6 +219,7 @@ REGISTRY: dict[str, SourceSpec] = {
                 "region_name": "extra.region_name",
                 "prefixes": "extra.prefixes",
             },
+            secret_fields=("aws_secret_access_key",),
             # bench P2: load files of 50k rows (~40 MB) are copied into Postgres in parallel.
             # (normalize.workers > 1 would spawn, not fork, processes under Airflow: no gain.)
             dlt_config={"data_writer.file_max_items": 50_000},
@@ -166,6 +239,23 @@ def get_spec(name: str) -> SourceSpec:
             f"unknown source {name!r}: not in the source registry "
             f"(include/signalroom/registry.py). Known sources: {', '.join(sorted(REGISTRY))}"
         ) from None
+
+
+def resource_contract(source: str, resource: str) -> ResourceSpec:
+    """A resource's registered contract; for a source whose resources follow its configuration
+    (s3_exports: one per prefix), an unregistered name gets the first resource's contract."""
+    spec = get_spec(source)
+    if resource in spec.resource_names:
+        return spec.resource(resource)
+    return replace(spec.resources[0], name=resource, table=resource)
+
+
+def source_for_config_key(key: str) -> tuple[SourceSpec, str] | None:
+    """`SOURCES__EVERFLOW__API_KEY` or `sources.everflow.api_key` -> (spec, "api_key")."""
+    parts = key.replace("__", ".").lower().split(".")
+    if len(parts) != 3 or parts[0] != "sources" or parts[1] not in REGISTRY:
+        return None
+    return REGISTRY[parts[1]], parts[2]
 
 
 def load_source_function(name: str) -> Callable[..., object]:

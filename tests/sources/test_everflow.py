@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from signalroom.hints import config_locations
 from signalroom.pipeline import Window
 from tests.sources.api_support import (
     column_types,
@@ -263,7 +264,10 @@ def test_rejected_key_fails_at_once_naming_the_setting(status, standin, tmp_path
             run(standin, dest, Window(end=D))
     message = str(err.value)
     assert f"answered {status}" in message
-    assert "signalroom_everflow" in message and "SOURCES__EVERFLOW__API_KEY" in message
+    assert "Airflow" not in message and "SOURCES__EVERFLOW__API_KEY" in message
+    assert config_locations(message) == [
+        "sources.everflow.api_key: password of the Airflow connection 'signalroom_everflow'"
+    ]
     assert wrong not in message
     assert len(standin.requests) == 1  # no retry
 
@@ -273,7 +277,8 @@ def test_missing_key_is_a_config_error_before_any_request(standin, tmp_path):
     with pytest.raises(Exception) as err:
         load("everflow", "daily_stats", Window(end=D), dest, base_url=standin.url)
     assert "API key is missing" in str(err.value)
-    assert "signalroom_everflow" in str(err.value) and "SOURCES__EVERFLOW__API_KEY" in str(err.value)
+    assert "Airflow" not in str(err.value) and "SOURCES__EVERFLOW__API_KEY" in str(err.value)
+    assert "'signalroom_everflow'" in config_locations(str(err.value))[0]
     assert standin.requests == []
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from signalroom.hints import config_locations
 from signalroom.pipeline import Window
 from tests.sources.api_support import (
     column_types,
@@ -142,7 +143,7 @@ def test_scheduled_runs_load_the_lookback_and_update_restated_days(kind, standin
     # an empty source id, numbers as strings
     conversions = [v[3] for v in loaded.values()]
     assert 0 in conversions and None in conversions
-    assert "dropped 1 rows with an empty source id" in caplog.text
+    assert "dropped 1 rows: 1 empty source id" in caplog.text
     assert all(re.fullmatch(r"[0-9a-f]{24}", k[1]) for k in loaded)
     assert query(dest, "SELECT DISTINCT _client_id FROM redtrack.daily_spend") == [("713",)]
     types = column_types(dest, "redtrack", "daily_spend")
@@ -233,7 +234,10 @@ def test_rejected_key_fails_at_once_naming_the_setting(status, standin, tmp_path
             run(standin, dest, Window(end=D))
     message = str(err.value)
     assert f"answered {status}" in message
-    assert "signalroom_redtrack" in message and "SOURCES__REDTRACK__API_KEY" in message
+    assert "Airflow" not in message and "SOURCES__REDTRACK__API_KEY" in message
+    assert config_locations(message) == [
+        "sources.redtrack.api_key: password of the Airflow connection 'signalroom_redtrack'"
+    ]
     assert wrong not in message
     assert len(standin.requests) == 1
 
@@ -243,7 +247,8 @@ def test_missing_key_is_a_config_error_before_any_request(standin, tmp_path):
     with pytest.raises(Exception) as err:
         load("redtrack", "daily_spend", Window(end=D), dest, base_url=standin.url)
     assert "API key is missing" in str(err.value)
-    assert "signalroom_redtrack" in str(err.value) and "SOURCES__REDTRACK__API_KEY" in str(err.value)
+    assert "Airflow" not in str(err.value) and "SOURCES__REDTRACK__API_KEY" in str(err.value)
+    assert "'signalroom_redtrack'" in config_locations(str(err.value))[0]
     assert standin.requests == []
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from signalroom.hints import config_locations
 from signalroom.pipeline import Window
 from signalroom.sources.s3_exports import s3_exports
 from signalroom.sources.s3_exports.helpers import (
@@ -118,7 +119,7 @@ def test_missing_bucket_url_fails_naming_the_setting(tmp_path):
 
 
 @pytest.mark.parametrize("problem", ["missing bucket", "no credentials"])
-def test_bucket_access_problems_name_the_connection(problem, s3, tmp_path, monkeypatch):
+def test_bucket_access_problems_name_the_config_keys(problem, s3, tmp_path, monkeypatch):
     kwargs = s3.source_kwargs("no-such-bucket" if problem == "missing bucket" else "exports-" + uuid.uuid4().hex[:8])
     if problem == "no credentials":
         s3.create_bucket(kwargs["bucket_url"].removeprefix("s3://"))
@@ -131,7 +132,10 @@ def test_bucket_access_problems_name_the_connection(problem, s3, tmp_path, monke
     with pytest.raises(Exception) as failure:
         load("s3_exports", "orders_create", Window(end=D1), destination("duckdb", None, tmp_path), **kwargs)
     message = str(failure.value)
-    assert "signalroom_s3" in message
+    assert "Airflow" not in message and "sources.s3_exports.bucket_url" in message
+    assert "sources.s3_exports.bucket_url: extra field 'bucket_url' of the Airflow connection 'signalroom_s3'" in (
+        config_locations(message)
+    )
     assert ("does not exist" if problem == "missing bucket" else "NoCredentialsError") in message
 
 

@@ -81,7 +81,7 @@ PIPELINE_STATE_CHECKS = ("state_row_present", "state_version_not_lower")
 
 
 def is_merge(resource: ResourceSpec) -> bool:
-    return resource.write_disposition == "merge" and bool(resource.primary_key)
+    return resource.write_disposition == "merge" and bool(resource.key)
 
 
 def resource_checks_for(resource: ResourceSpec) -> list[Check]:
@@ -98,7 +98,7 @@ def validate_resource(dataset: str, resource: ResourceSpec) -> None:
     validate_identifier(dataset, "dataset")
     validate_identifier(resource.table, f"table of resource {resource.name!r}")
     if is_merge(resource):
-        for column in resource.primary_key:
+        for column in resource.key:
             validate_unquoted_column(column, f"primary key column of {resource.table!r}")
     if resource.date_column:
         validate_identifier(resource.date_column, f"date column of {resource.table!r}")
@@ -141,7 +141,7 @@ class Plan:
 
 def resource_values(dialect: Dialect, dataset: str, resource: ResourceSpec, run: ResourceRun) -> dict[str, str]:
     q = dialect.quote
-    keys = tuple(resource.primary_key) if is_merge(resource) else ()
+    keys = tuple(resource.key) if is_merge(resource) else ()
     date_col = (resource.date_column,) if resource.date_column else ()
     return {
         "table": dialect.qualified(dataset, resource.table),

@@ -214,7 +214,7 @@ class RunColumnCheck(RunScopedCheck, SQLColumnCheckOperator):
         resource = target.resources[0]
         super().__init__(
             table="${table}",
-            column_mapping={c: {"null_check": {"equal_to": 0}} for c in resource.primary_key},
+            column_mapping={c: {"null_check": {"equal_to": 0}} for c in resource.key},
             partition_clause=target.check.sql.section("partition"),
             **_common(target, kwargs),
         )
@@ -259,7 +259,7 @@ class EnsureCheckIndexes(SQLExecuteQueryOperator):
         )}
         present = {r[0] for r in hook.get_records(dialect.existing_indexes_sql(self.dataset))}
         wanted = metadata_indexes() + table_indexes(
-            self.resource.table, tuple(self.resource.primary_key), catalog.is_merge(self.resource)
+            self.resource.table, tuple(self.resource.key), catalog.is_merge(self.resource)
         )
         missing = [i for i in wanted if i.table in tables and i.name not in present]
         for index in wanted:

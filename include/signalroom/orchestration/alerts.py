@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from signalroom.hints import match_hint, scrub, summarize_error
+from signalroom.hints import config_locations, exception_chain, match_hint, scrub, summarize_error
 from signalroom.registry import SourceSpec, get_spec
 
 log = logging.getLogger("signalroom.alerts")
@@ -132,6 +132,10 @@ def failure_message(source: str, context: Mapping[str, Any], *, dag_level: bool 
     if hint is not None:
         lines.append(f"hint [{hint.key}]: {hint.cause} -> {hint.fix}")
         lines.append(f"runbook: {hint.runbook_anchor}")
+    if error:  # sources name only their dlt config keys; the registry knows the connection field
+        chain = exception_chain(error) if isinstance(error, BaseException) else (error,)
+        for location in config_locations("\n".join(str(e) for e in chain)):
+            lines.append(f"set in Airflow: {location}")
     if ti is not None and getattr(ti, "log_url", None):
         lines.append(f"log: {ti.log_url}")
         try_number = getattr(ti, "try_number", None)

@@ -1,6 +1,8 @@
-"""What the API sources (Everflow, RedTrack) share: one retrying session built on dlt's
-requests helper, a client-side throttle, clear auth errors, log-safe messages, number
-coercion and the `date` cursor with its look-back.
+"""What the API sources (Everflow, RedTrack) share: the resource template (`date_resource`:
+window check, `date` cursor with its look-back, key check, dropped-row count, logs), one
+retrying session built on dlt's requests helper, a client-side throttle, clear auth errors,
+log-safe messages and number coercion. Each source keeps only its own request shape,
+paging, record mapping and settings.
 
 Retries (429 and 5xx, bounded exponential backoff honouring Retry-After) come from
 `dlt.sources.helpers.requests.Client`, so they are tuned with dlt's own settings:
@@ -14,12 +16,18 @@ import logging
 import re
 import threading
 import time
-from datetime import date, timedelta
+from collections import Counter
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
+import dlt
+from requests import RequestException
 from requests.adapters import HTTPAdapter
+
+from signalroom.registry import resource_contract
 
 
 class SourceConfigError(ValueError):
@@ -34,11 +42,21 @@ class ApiRequestError(RuntimeError):
     """A request that failed for good (4xx, or 429/5xx after the bounded retries)."""
 
 
-def require_api_key(api_key: str | None, api: str, conn_id: str, env_var: str) -> str:
+def config_env_var(source: str, key: str) -> str:
+    """dlt's environment variable for `sources.<source>.<key>`."""
+    return f"SOURCES__{source.upper()}__{key.upper()}"
+
+
+def auth_fix(source: str) -> str:
+    """What to fix when the API refuses the key: the source's dlt config key, nothing else."""
+    return f"Fix the source's config key sources.{source}.api_key ({config_env_var(source, 'api_key')})."
+
+
+def require_api_key(api_key: str | None, api: str, source: str) -> str:
     if not api_key or not str(api_key).strip():
         raise SourceConfigError(
-            f"{api} API key is missing: set the password of the Airflow connection {conn_id!r} "
-            f"or, outside Airflow, the environment variable {env_var} (dlt secrets). "
+            f"{api} API key is missing: set the config key sources.{source}.api_key "
+            f"(environment variable {config_env_var(source, 'api_key')}, dlt secrets). "
             "No request was made."
         )
     return str(api_key).strip()
@@ -111,7 +129,7 @@ _REDACTION = _RedactApiKey()
 
 def make_session(headers: dict[str, str], throttle: Throttle | None = None) -> Any:
     """A requests session with dlt's retry policy (status codes checked by `send_checked`)."""
-    from dlt.sources.helpers.requests import Client
+    from dlt.sources.helpers.requests import Client  # dlt's requests helper: only when extracting
 
     urllib3_log = logging.getLogger("urllib3.connectionpool")
     if _REDACTION not in urllib3_log.filters:
@@ -130,8 +148,6 @@ def send_checked(session: Any, method: str, url: str, *, api: str, fix_hint: str
     """Send one request; return the 2xx response or raise an error that names the fix.
 
     Messages carry the path only: RedTrack's key travels in the query string."""
-    from requests import RequestException
-
     where = f"{method} {urlsplit(url).path}"
     try:
         response = session.request(method, url, **kwargs)
@@ -197,8 +213,10 @@ def to_int(value: Any, field: str) -> int | None:
 # -- the date cursor shared by both API resources ---------------------------------------------
 
 
-def date_cursor(start_date: date | None, end_date: date, backfill: bool, lookback_days: int) -> Any:
-    """The `date` incremental of a run.
+def date_cursor(
+    start_date: date | None, end_date: date, backfill: bool, lookback_days: int, column: str = "date"
+) -> Any:
+    """The `date` incremental of a run (on the contract's date column).
 
     - backfill: `initial_value`..`end_value` (closed) -> dlt keeps no state: the scheduled
       cursor is neither read nor moved.
@@ -208,17 +226,15 @@ def date_cursor(start_date: date | None, end_date: date, backfill: bool, lookbac
     - `primary_key=()` turns off dlt's boundary deduplication: with it, rows of the cursor
       day already seen would be skipped and a partial day would stay frozen.
     """
-    import dlt
-
     if backfill:
         if start_date is None:
             raise SourceConfigError("backfill=True needs start_date (first ET day to load)")
         return dlt.sources.incremental[date](
-            "date", initial_value=start_date, end_value=end_date, range_end="closed",
+            column, initial_value=start_date, end_value=end_date, range_end="closed",
             primary_key=(), allow_external_schedulers=False,
         )
     return dlt.sources.incremental[date](
-        "date", initial_value=start_date, lag=max(lookback_days - 1, 0),
+        column, initial_value=start_date, lag=max(lookback_days - 1, 0),
         primary_key=(), allow_external_schedulers=False,
     )
 
@@ -235,7 +251,63 @@ def request_window(cursor: Any, end_date: date, lookback_days: int) -> tuple[dat
 
 def default_end_date() -> date:
     """The last finished America/New_York day (used only when no end_date is given)."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     return datetime.now(ZoneInfo("America/New_York")).date() - timedelta(days=1)
+
+
+# -- the resource template --------------------------------------------------------------------
+
+# read(api_key, first_day, last_day, dropped) -> pages of table rows; rows it skips are counted
+# in `dropped` by reason
+ReadPages = Callable[[str, date, date, Counter], Iterator[list[dict[str, Any]]]]
+
+
+def date_resource(
+    source: str,
+    resource: str,
+    api: str,
+    *,
+    columns: Mapping[str, Any],
+    read: ReadPages,
+    api_key: str | None,
+    start_date: date | None,
+    end_date: date | None,
+    backfill: bool,
+    lookback_days: int,
+) -> Any:
+    """One dlt resource of an API report by ET day, declared from the registry's contract.
+
+    Nothing is requested (and the key is not checked) until extraction. `end_date`: last ET
+    day, inclusive (default: the last finished ET day); `start_date`: first day of a
+    backfill, or the first run's start for a scheduled run.
+    """
+    end = end_date or default_end_date()
+    if start_date is not None and start_date > end:
+        raise ValueError(f"{source}: start_date {start_date} is after end_date {end}")
+    log = logging.getLogger(f"signalroom.sources.{source}")
+    contract = resource_contract(source, resource)
+    # dlt binds the resource's incremental from an argument default (state, lag, end_value)
+    run_cursor = date_cursor(start_date, end, backfill, lookback_days, contract.date_column or "date")
+    key_value = api_key
+
+    # nested so the key never becomes a (config-injected, traced) resource argument
+    def rows(cursor: Any = run_cursor) -> Iterator[list[dict[str, Any]]]:
+        key = require_api_key(key_value, api, source)
+        start, stop = request_window(cursor, end, lookback_days)
+        if start > stop:
+            log.info("%s: cursor is past end_date %s; nothing to load (use a backfill)", source, stop)
+            return
+        dropped: Counter = Counter()
+        loaded = 0
+        for records in read(key, start, stop, dropped):
+            loaded += len(records)
+            if records:
+                yield records
+        log.info("%s %s..%s: %d rows read, %d dropped", source, start, stop, loaded, sum(dropped.values()))
+        if dropped:
+            log.warning(
+                "%s %s..%s: dropped %d rows: %s; they are not loaded",
+                source, start, stop, sum(dropped.values()),
+                ", ".join(f"{n} {why}" for why, n in sorted(dropped.items())),
+            )
+
+    return dlt.resource(rows, columns=columns, **contract.dlt_hints())

@@ -9,7 +9,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterator
 
-from signalroom.sources._api import ApiRequestError, day_chunks, send_checked, to_decimal, to_int
+from signalroom.sources._api import ApiRequestError, auth_fix, day_chunks, send_checked, to_decimal, to_int
 from signalroom.sources.everflow import settings
 
 log = logging.getLogger("signalroom.sources.everflow")
@@ -51,7 +51,7 @@ def fetch_pages(
         page = 1
         while True:
             response = send_checked(
-                session, "POST", url, api="everflow", fix_hint=settings.AUTH_FIX,
+                session, "POST", url, api="everflow", fix_hint=auth_fix("everflow"),
                 json=report_body(chunk_start, chunk_end, page, page_limit),
             )
             rows = _table(response)

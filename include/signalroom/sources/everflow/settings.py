@@ -1,4 +1,4 @@
-"""Everflow defaults and table shape (shared/spec/sources.md, "everflow")."""
+"""Everflow defaults and table shape."""
 
 from __future__ import annotations
 
@@ -14,15 +14,8 @@ MAX_DAYS_PER_REQUEST = 31
 # Rows per page; the next page is requested only while pages come back full.
 PAGE_LIMIT = 10000
 
-CONNECTION_ID = "signalroom_everflow"
-API_KEY_ENV = "SOURCES__EVERFLOW__API_KEY"
-AUTH_FIX = (
-    f"Fix the password of the Airflow connection {CONNECTION_ID!r} "
-    f"(outside Airflow: {API_KEY_ENV})."
-)
 
-TABLE = "daily_stats"
-PRIMARY_KEY = ("date", "affiliate_id", "advertiser_id")
+# Column types of the table; its name, key and write disposition are the registry's contract.
 COLUMNS = {
     "date": {"data_type": "date", "nullable": False},
     "affiliate_id": {"data_type": "bigint", "nullable": False},

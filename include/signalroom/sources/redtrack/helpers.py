@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Iterable
 
-from signalroom.sources._api import ApiRequestError, send_checked, to_decimal, to_int
+from signalroom.sources._api import ApiRequestError, auth_fix, send_checked, to_decimal, to_int
 from signalroom.sources.redtrack import settings
 
 log = logging.getLogger("signalroom.sources.redtrack")
@@ -29,7 +29,7 @@ def report_params(day: date, api_key: str) -> dict[str, str]:
 
 def fetch_day(session: Any, base_url: str, day: date, api_key: str) -> list[dict[str, Any]]:
     response = send_checked(
-        session, "GET", base_url + settings.REPORT_PATH, api="redtrack", fix_hint=settings.AUTH_FIX,
+        session, "GET", base_url + settings.REPORT_PATH, api="redtrack", fix_hint=auth_fix("redtrack"),
         params=report_params(day, api_key),
     )
     try:

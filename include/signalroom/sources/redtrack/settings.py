@@ -1,4 +1,4 @@
-"""RedTrack defaults and table shape (shared/spec/sources.md, "redtrack")."""
+"""RedTrack defaults and table shape."""
 
 from __future__ import annotations
 
@@ -11,12 +11,6 @@ TIMEZONE = "America/New_York"
 # per second; the small margin keeps clock jitter from tipping it over.
 REQUEST_INTERVAL = 1.05
 
-CONNECTION_ID = "signalroom_redtrack"
-API_KEY_ENV = "SOURCES__REDTRACK__API_KEY"
-AUTH_FIX = (
-    f"Fix the password of the Airflow connection {CONNECTION_ID!r} "
-    f"(outside Airflow: {API_KEY_ENV})."
-)
 
 # Field fallbacks, first match wins. Conversions come from `conversions` only: never from
 # `total_conversions`, and a real 0 stays 0.
@@ -29,8 +23,7 @@ COST_FIELDS = ("cost", "spend", "total_cost")
 # An object response holds its rows under the first of these keys.
 ENVELOPE_KEYS = ("rows", "items", "data", "results")
 
-TABLE = "daily_spend"
-PRIMARY_KEY = ("date", "source_id")
+# Column types of the table; its name, key and write disposition are the registry's contract.
 COLUMNS = {
     "date": {"data_type": "date", "nullable": False},
     "source_id": {"data_type": "text", "nullable": False},

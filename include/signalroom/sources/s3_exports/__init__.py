@@ -3,7 +3,8 @@
 Pure dlt, no Airflow. Tracking is per file (path + size + modification time in the
 resource's dlt state), never per row: 20k rows sharing one cursor value made a row-level
 incremental quadratic. A file loaded again (backfill, re-upload, lost state) replaces its
-own rows through a delete-insert merge on `_file_name`, so exactly one copy remains.
+own rows through a delete-insert merge on `_file_name` (the registry's contract), so exactly
+one copy remains.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import dlt
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
+from signalroom.registry import resource_contract
 from signalroom.sources.s3_exports import settings
 from signalroom.sources.s3_exports.helpers import (
     BadExportFileError,
@@ -115,14 +117,7 @@ def _prefix_resource(
     def export_files() -> Iterator[Any]:
         yield from _extract_prefix(name, prefix, bucket(), start, end, backfill, client_id, block_size)
 
-    return dlt.resource(
-        export_files,
-        name=name,
-        table_name=name,
-        write_disposition=settings.WRITE_DISPOSITION,
-        merge_key=settings.MERGE_KEY,
-        columns=FILE_COLUMNS,
-    )
+    return dlt.resource(export_files, columns=FILE_COLUMNS, **resource_contract("s3_exports", name).dlt_hints())
 
 
 def _extract_prefix(
@@ -143,9 +138,9 @@ def _extract_prefix(
         listed = list_exports(config.filesystem(), config.bucket_url, prefix)
     except Exception as exc:  # access and configuration problems all surface here, first
         raise ExportConfigError(
-            f"cannot list {config.bucket_url}/{prefix}: {type(exc).__name__}: {exc}. Check the Airflow "
-            "connection 'signalroom_s3' (login = access key id, password = secret, extra bucket_url, "
-            "endpoint_url, region_name) or SOURCES__S3_EXPORTS__*, and that the bucket exists"
+            f"cannot list {config.bucket_url}/{prefix}: {type(exc).__name__}: {exc}. Check the config "
+            "keys sources.s3_exports.bucket_url, aws_access_key_id, aws_secret_access_key, endpoint_url, "
+            "region_name (SOURCES__S3_EXPORTS__*) and that the bucket exists"
         ) from exc
     selection = select_files(listed, tracked, start, end, backfill)
     log.info(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from signalroom.registry import resource_contract
 from signalroom.sources.s3_exports import settings
 
 _DATE_IN_PATH = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
@@ -108,9 +109,8 @@ class BucketConfig:
 def check_bucket_url(bucket_url: str | None) -> str:
     if not bucket_url or not str(bucket_url).strip():
         raise ExportConfigError(
-            "s3_exports has no bucket_url: set the Airflow connection 'signalroom_s3' "
-            "(extra {'bucket_url': 's3://<bucket>'}) or SOURCES__S3_EXPORTS__BUCKET_URL "
-            "(s3://<bucket> or file:///<absolute folder>)"
+            "s3_exports has no bucket_url: set the config key sources.s3_exports.bucket_url "
+            "(SOURCES__S3_EXPORTS__BUCKET_URL) to s3://<bucket> or file:///<absolute folder>"
         )
     url = str(bucket_url).strip().rstrip("/")
     if "://" not in url:
@@ -205,7 +205,7 @@ def files_with_rows(table: str, paths: Sequence[str]) -> set[str] | None:
     try:
         with pipeline.sql_client() as client:
             qualified = client.make_qualified_table_name(table)
-            column = client.escape_column_name(settings.MERGE_KEY)
+            column = client.escape_column_name(_merge_column(table))
             for i in range(0, len(paths), 500):
                 chunk = list(paths[i : i + 500])
                 rows = client.execute_sql(
@@ -224,6 +224,12 @@ def files_with_rows(table: str, paths: Sequence[str]) -> set[str] | None:
     return found
 
 
+def _merge_column(table: str) -> str:
+    """The file-name column the registry's contract merges on (one column)."""
+    (column,) = resource_contract("s3_exports", table).merge_key
+    return column
+
+
 def write_disposition(table: str, paths: Sequence[str]) -> tuple[Any, str]:
     """Append when no selected file has rows in the destination yet (the daily case: no
     staging copy, no delete), else delete-insert on `_file_name`. Runs of one pipeline never
@@ -232,7 +238,8 @@ def write_disposition(table: str, paths: Sequence[str]) -> tuple[Any, str]:
     if present is not None and not present:
         return "append", "append: none of these files has rows in the destination yet"
     why = f"replace the rows of {len(present)} file(s) already loaded" if present else "replace per file"
-    return settings.WRITE_DISPOSITION, f"delete-insert on {settings.MERGE_KEY}: {why}"
+    contract = resource_contract("s3_exports", table)
+    return contract.dlt_write_disposition, f"delete-insert on {_merge_column(table)}: {why}"
 
 
 # ---------------------------------------------------------------- reading

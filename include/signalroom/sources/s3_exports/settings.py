@@ -24,10 +24,8 @@ NEWLINES_IN_VALUES = True
 NULL_VALUES = ("",)
 ENCODING = "utf-8"
 
-# Each reloaded file replaces its own rows: merge with delete-insert keyed on the file.
-WRITE_DISPOSITION = {"disposition": "merge", "strategy": "delete-insert"}
-MERGE_KEY = "_file_name"
-# A run whose files have no rows in the destination yet appends instead (asked of the
+# Each reloaded file replaces its own rows (the registry's contract: merge, delete-insert on
+# `_file_name`). A run whose files have no rows in the destination yet appends instead (asked of the
 # destination at extract, not of our state, which may be lost): bench P2, ~30% less time.
 APPEND_WHEN_NEW = True
 

@@ -1,0 +1,56 @@
+"""The ET business days one run loads: validated once, when it is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+DEFAULT_TIMEZONE = "America/New_York"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The ET business days a run loads.
+
+    `start=None` means "from the resource's cursor, minus the source's look-back" (scheduled
+    runs). `backfill=True` loads exactly [start, end] and leaves every cursor untouched.
+    """
+
+    end: date
+    start: date | None = None
+    backfill: bool = False
+
+    def __post_init__(self) -> None:
+        if self.start is not None and self.start > self.end:
+            raise ValueError(f"window start {self.start} is after its end {self.end}")
+        if self.backfill and self.start is None:
+            raise ValueError("a backfill window needs a start date")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat(),
+            "backfill": self.backfill,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Window:
+        start = data.get("start")
+        return cls(
+            end=date.fromisoformat(str(data["end"])),
+            start=date.fromisoformat(str(start)) if start else None,
+            backfill=bool(data.get("backfill", False)),
+        )
+
+    def describe(self) -> str:
+        kind = "backfill" if self.backfill else "scheduled"
+        start = self.start.isoformat() if self.start else "cursor - look-back"
+        return f"{kind} window {start} .. {self.end.isoformat()} (ET days, inclusive)"
+
+
+def last_finished_day(now: datetime | None = None, tz: str = DEFAULT_TIMEZONE) -> date:
+    """The newest ET day that has ended at `now` (an aware datetime; default: the clock)."""
+    now = now or datetime.now(ZoneInfo("UTC"))
+    return now.astimezone(ZoneInfo(tz)).date() - timedelta(days=1)

@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
+# the layer contracts of pyproject.toml ([tool.importlinter]); the plugin package lives in plugins/
+LINT_IMPORTS := PYTHONPATH=$(CURDIR)/include:$(CURDIR)/plugins $(VENV)/bin/lint-imports --no-cache
+
 .PHONY: bootstrap demo test lint bench lock clean
 
 bootstrap:
@@ -17,10 +20,12 @@ demo: bootstrap
 test: bootstrap
 	@scripts/system-deps.sh
 	$(VENV)/bin/ruff check --select AIR dags plugins include
+	$(LINT_IMPORTS)
 	$(PY) -m pytest
 
 lint: bootstrap
 	$(VENV)/bin/ruff check dags plugins include tools tests bench
+	$(LINT_IMPORTS)
 
 bench: bootstrap
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from signalroom.orchestration.airflow_settings import (
+from signalroom.deploy.airflow_settings import (
     SettingsError,
     apply_settings,
     load_settings,
@@ -26,7 +26,7 @@ from tools import localenv
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILE = ROOT / "airflow_settings.yaml"
-LOADER = [sys.executable, "-m", "signalroom.orchestration.airflow_settings"]
+LOADER = [sys.executable, "-m", "signalroom.deploy.airflow_settings"]
 WEBHOOK = "https://hooks.slack.invalid/services/T000/B000/placeholder-token"
 
 
@@ -68,7 +68,7 @@ def run_loader(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 # to spare an interpreter start), then a read-back as an Airflow server process looks connections up.
 _SECOND_APPLY_AND_READ_BACK = textwrap.dedent("""
     import sys
-    from signalroom.orchestration.airflow_settings import main
+    from signalroom.deploy.airflow_settings import main
     print("exit", main(["apply", sys.argv[1]]))
     import json, psycopg2
     from sqlalchemy import select

@@ -222,7 +222,7 @@ def test_init_migrates_and_applies_the_settings_with_the_bundle_loader(services)
 def test_warehouse_connection_from_settings_reaches_the_warehouse_service(services):
     """airflow_settings.yaml, expanded with the init service's environment, names the warehouse
     service with the credentials that service is created with."""
-    from signalroom.orchestration.airflow_settings import load_settings
+    from signalroom.deploy.airflow_settings import load_settings
 
     init_env = env_of(services["airflow-init"])
     settings = load_settings(ROOT / "airflow_settings.yaml", env=init_env)

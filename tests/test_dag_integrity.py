@@ -27,7 +27,7 @@ def test_no_import_errors(dagbag):
 
 
 def test_one_dag_per_registered_source(dagbag):
-    from signalroom.orchestration.factory import dag_id_for
+    from signalroom.base.naming import dag_id_for
 
     source_dags = {d for d in dagbag.dag_ids if d.startswith("signalroom_") and d != "signalroom_maintenance"}
     assert source_dags == {dag_id_for(name) for name in REGISTRY}
@@ -35,7 +35,7 @@ def test_one_dag_per_registered_source(dagbag):
 
 @pytest.mark.parametrize("source", sorted(REGISTRY))
 def test_one_group_per_resource_with_load_first(dagbag, source):
-    from signalroom.orchestration.factory import dag_id_for
+    from signalroom.base.naming import dag_id_for
 
     dag = dagbag.get_dag(dag_id_for(source))
     spec = REGISTRY[source]
@@ -49,7 +49,7 @@ def test_one_group_per_resource_with_load_first(dagbag, source):
 
 @pytest.mark.parametrize("source", sorted(REGISTRY))
 def test_dag_settings(dagbag, source):
-    from signalroom.orchestration.factory import dag_id_for
+    from signalroom.base.naming import dag_id_for
 
     dag = dagbag.get_dag(dag_id_for(source))
     assert dag.max_active_runs == 1

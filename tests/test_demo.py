@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from signalroom.orchestration.factory import dag_id_for
+from signalroom.base.naming import dag_id_for
 from signalroom.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -59,7 +59,7 @@ def prepare_exports() -> None:
 
 def apply_connections(api_url: str) -> None:
     """The demo's connections, through the same settings loader the compose stack uses."""
-    from signalroom.orchestration.airflow_settings import apply_settings, load_settings
+    from signalroom.deploy.airflow_settings import apply_settings, load_settings
 
     env = {
         "SIGNALROOM_DEMO_WAREHOUSE": str(WAREHOUSE),
@@ -149,7 +149,7 @@ def print_summary(results: list[tuple[str, str, dict[str, str], float]]) -> bool
 
 def main() -> int:
     env_vars = localenv.apply(AIRFLOW_HOME, DLT_DIR)
-    from signalroom.orchestration.factory import dag_id_for
+    from signalroom.base.naming import dag_id_for
     from signalroom.registry import REGISTRY
     from tools.standins.api import ApiStandin
 

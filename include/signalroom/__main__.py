@@ -14,7 +14,12 @@ import logging
 import sys
 from datetime import date
 
+from signalroom.base.window import Window, last_finished_day
+from signalroom.destinations import destination_from_env
+from signalroom.maintenance import drop_pending, format_report
+from signalroom.pipeline import run_load
 from signalroom.registry import REGISTRY, UnknownSourceError, get_spec, pipeline_name, registered_pipelines
+from signalroom.state import format_state, read_states
 
 
 def _day(value: str) -> date:
@@ -32,9 +37,6 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from signalroom.destinations import destination_from_env
-    from signalroom.pipeline import Window, last_finished_day, run_load
-
     spec = get_spec(args.source)
     resources = args.resources.split(",") if args.resources else list(spec.resource_names)
     for resource in resources:
@@ -48,9 +50,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_state(args: argparse.Namespace) -> int:
-    from signalroom.destinations import destination_from_env
-    from signalroom.state import format_state, read_states
-
     names = [args.pipeline] if args.pipeline else list(registered_pipelines())
     states = read_states(names, destination_from_env())
     if args.json:
@@ -61,9 +60,6 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 
 def cmd_pending(args: argparse.Namespace) -> int:
-    from signalroom.destinations import destination_from_env
-    from signalroom.maintenance import drop_pending, format_report
-
     report = drop_pending(
         args.pipeline,
         destination_from_env(),

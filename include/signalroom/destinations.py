@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 ENV_DESTINATION = "SIGNALROOM_DESTINATION"  # duckdb | postgres
 ENV_DUCKDB_PATH = "SIGNALROOM_DUCKDB_PATH"
@@ -42,7 +42,7 @@ class DestinationConfig:
             )
 
     def to_dlt(self) -> Any:
-        import dlt
+        import dlt  # heavy: only when a pipeline is built, never at DAG parse
 
         if self.kind == "duckdb":
             path = self.duckdb_path or str(data_dir() / "warehouse.duckdb")
@@ -54,8 +54,6 @@ class DestinationConfig:
         """A log-safe description (no password)."""
         if self.kind == "duckdb":
             return f"duckdb file {self.duckdb_path or data_dir() / 'warehouse.duckdb'}"
-        from urllib.parse import urlsplit
-
         parts = urlsplit(self.postgres_url or "")
         return f"postgres {parts.hostname}:{parts.port or 5432}{parts.path}"
 

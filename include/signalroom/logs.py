@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, Mapping
+
+from signalroom.base.summary import LoadSummary
 
 DLT_LOGGER = "dlt"
 # records keep their own name ("dlt"); they are handed to the handlers of this logger's tree
@@ -68,7 +70,7 @@ def progress_seconds() -> float:
 
 def progress_collector(log_period: float | None = None):
     """dlt's `LogCollector` writing progress (items, files, memory) at INFO every N seconds."""
-    from dlt.common.runtime.collector import LogCollector
+    from dlt.common.runtime.collector import LogCollector  # dlt: only when a load runs
 
     return LogCollector(
         log_period=log_period or progress_seconds(),
@@ -105,19 +107,16 @@ def tracked_files_changed(before: dict[str, Any], after: dict[str, Any], key: st
     return sorted(name for name, entry in new.items() if old.get(name) != entry)
 
 
-def summary_lines(summary: dict[str, Any]) -> list[str]:
+def summary_lines(summary: LoadSummary | Mapping[str, Any]) -> list[str]:
     """The load summary as a few short lines (one fact each), in the order the on-call reads."""
-    name = summary["pipeline"]
-    window = summary.get("window") or {}
-    kind = "backfill" if window.get("backfill") else "scheduled"
-    start = window.get("start") or "cursor - look-back"
-    rows = summary.get("rows") or {}
-    timings = summary.get("timings") or {}
+    if not isinstance(summary, LoadSummary):
+        summary = LoadSummary.from_dict(summary)
+    name, rows, timings = summary.pipeline, summary.rows, summary.timings
     lines = [
-        f"summary {name}: {kind} window {start} .. {window.get('end')} (ET days, inclusive) "
-        f"into {summary.get('destination')} dataset {summary.get('dataset')}",
+        f"summary {name}: {summary.window.describe()} "
+        f"into {summary.destination} dataset {summary.dataset}",
     ]
-    files = summary.get("files")
+    files = summary.files
     if files:
         shown = ", ".join(str(f) for f in files[:5]) + (
             f" (+{len(files) - 5} more)" if len(files) > 5 else ""
@@ -126,14 +125,14 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines += [
         f"summary {name}: rows "
         + (", ".join(f"{table}={count}" for table, count in sorted(rows.items())) or "none")
-        + f" (total {sum(rows.values())}); load ids {', '.join(summary.get('load_ids') or []) or 'none'}",
+        + f" (total {summary.total_rows}); load ids {', '.join(summary.load_ids) or 'none'}",
         f"summary {name}: seconds extract {timings.get('extract', '-')}, normalize "
-        f"{timings.get('normalize', '-')}, load {timings.get('load', '-')}, total {summary.get('seconds')}",
-        f"summary {name}: cursor {cursor_change(summary.get('cursor_before') or {}, summary.get('cursor_after') or {})}",
+        f"{timings.get('normalize', '-')}, load {timings.get('load', '-')}, total {summary.seconds}",
+        f"summary {name}: cursor {cursor_change(dict(summary.cursor_before), dict(summary.cursor_after))}",
     ]
     return lines
 
 
-def log_load_summary(logger: logging.Logger, summary: dict[str, Any]) -> None:
+def log_load_summary(logger: logging.Logger, summary: LoadSummary | Mapping[str, Any]) -> None:
     for line in summary_lines(summary):
         logger.info("%s", line)

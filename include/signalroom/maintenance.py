@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from signalroom.destinations import DestinationConfig
+from signalroom.pipeline import make_pipeline
 from signalroom.registry import find_pipeline
 from signalroom.state import cursor_summary, text_table
 
@@ -67,14 +68,12 @@ class DropReport:
 
 def open_pipeline(name: str, destination: DestinationConfig) -> Any:
     """The dlt pipeline behind a registered pipeline name, in the shared working folder."""
-    from signalroom.pipeline import make_pipeline
-
     spec, resource = find_pipeline(name)
     return make_pipeline(spec.name, resource.name, destination)
 
 
 def _package(pipeline: Any, load_id: str, extracted: bool, now: float) -> PendingPackage:
-    from dlt.common.storages import PackageStorage
+    from dlt.common.storages import PackageStorage  # dlt: only when packages are inspected
 
     info = pipeline.get_load_package_info(load_id)
     jobs = {folder: len(items) for folder, items in info.jobs.items() if items}

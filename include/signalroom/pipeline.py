@@ -10,82 +10,24 @@ import copy
 import logging
 import os
 import time
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo
 
+from signalroom.base.summary import LoadSummary
+from signalroom.base.window import Window, last_finished_day
 from signalroom.destinations import DestinationConfig, data_dir
-from signalroom.logs import log_load_summary, progress_collector, route_dlt_logs, tracked_files_changed
-from signalroom.registry import DEFAULT_TIMEZONE, get_spec, load_source_function, pipeline_name
+from signalroom.dltenv import prepare_dlt_env
+from signalroom.logs import log_load_summary, progress_collector, tracked_files_changed
+from signalroom.registry import get_spec, load_source_function, pipeline_name
 from signalroom.state import cursor_summary
+
+# the CLI, tools and tests take these from here, beside run_load
+__all__ = ["Window", "last_finished_day", "prepare_dlt_env", "run_load", "build_source", "make_pipeline"]
 
 log = logging.getLogger("signalroom.pipeline")
 
 
 class PendingPackagesError(RuntimeError):
     """A crashed run left load packages; dlt would finish them instead of loading new data."""
-
-
-@dataclass(frozen=True)
-class Window:
-    """The ET business days a run loads.
-
-    `start=None` means "from the resource's cursor, minus the source's look-back" (scheduled
-    runs). `backfill=True` loads exactly [start, end] and leaves every cursor untouched.
-    """
-
-    end: date
-    start: date | None = None
-    backfill: bool = False
-
-    def __post_init__(self) -> None:
-        if self.start is not None and self.start > self.end:
-            raise ValueError(f"window start {self.start} is after its end {self.end}")
-        if self.backfill and self.start is None:
-            raise ValueError("a backfill window needs a start date")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat(),
-            "backfill": self.backfill,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Window:
-        start = data.get("start")
-        return cls(
-            end=date.fromisoformat(data["end"]),
-            start=date.fromisoformat(start) if start else None,
-            backfill=bool(data.get("backfill", False)),
-        )
-
-    def describe(self) -> str:
-        kind = "backfill" if self.backfill else "scheduled"
-        start = self.start.isoformat() if self.start else "cursor - look-back"
-        return f"{kind} window {start} .. {self.end.isoformat()} (ET days, inclusive)"
-
-
-def last_finished_day(now: datetime | None = None, tz: str = DEFAULT_TIMEZONE) -> date:
-    """The newest ET day that has ended at `now` (an aware datetime; default: the clock)."""
-    now = now or datetime.now(ZoneInfo("UTC"))
-    return now.astimezone(ZoneInfo(tz)).date() - timedelta(days=1)
-
-
-def prepare_dlt_env() -> None:
-    """Environment dlt needs under Airflow; set before dlt is imported."""
-    # dlt's Airflow secrets provider makes ~300 Variable lookups per pipeline: credentials
-    # are passed explicitly instead.
-    os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
-    os.environ.setdefault("RUNTIME__LOG_LEVEL", "INFO")
-    os.environ.setdefault("DLT_DATA_DIR", str(data_dir()))
-    # Load files are local and short-lived; gzip (level 9) of them took 28 s per 48 MB of
-    # export CSV, most of an s3_exports run (bench/bench_p2_s3_load.py).
-    os.environ.setdefault("DATA_WRITER__DISABLE_COMPRESSION", "true")
-    # Arrow rows (s3_exports) get `_dlt_load_id` as JSON rows do, so checks can join _dlt_loads.
-    os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
-    route_dlt_logs()  # dlt's stderr lines would be ERROR in Airflow 3 task logs (dlt#4462)
 
 
 def apply_dlt_config(source: str, resource: str) -> None:
@@ -98,7 +40,7 @@ def apply_dlt_config(source: str, resource: str) -> None:
 def make_pipeline(source: str, resource: str, destination: DestinationConfig) -> Any:
     prepare_dlt_env()
     apply_dlt_config(source, resource)
-    import dlt
+    import dlt  # heavy (~1 s): only when a load runs, never when a DAG file is parsed
 
     return dlt.pipeline(
         pipeline_name=pipeline_name(source, resource),
@@ -144,7 +86,7 @@ def _run_retrying_dataset_race(pipeline: Any, dlt_source: Any) -> tuple[Any, Any
     safe to retry (`dlt.pipeline.helpers.retry_schema_update`): the package is complete and
     pending, and loading it again applies only what is still missing.
     """
-    from dlt.pipeline.helpers import retry_schema_update
+    from dlt.pipeline.helpers import retry_schema_update  # dlt: only when a load runs
 
     is_schema_race = retry_schema_update()
     try:
@@ -214,23 +156,22 @@ def run_load(
     }
     state_after = resource_state(pipeline, dlt_source.name, resource)
     after = cursor_summary(state_after)
-    summary = {
-        "source": source,
-        "resource": resource,
-        "pipeline": name,
-        "dataset": pipeline.dataset_name,
-        "destination": destination.describe(),
-        "window": window.to_dict(),
-        "load_ids": list(load_info.loads_ids),
-        "rows": rows,
-        "timings": timings,
-        "cursor_before": before,
-        "cursor_after": after,
-        "seconds": round(time.monotonic() - started, 3),
-    }
-    files = tracked_files_changed(state_before, state_after)
-    if files:  # file-tracking resources (s3_exports): which files this run loaded
-        summary["files"] = files
+    summary = LoadSummary(
+        source=source,
+        resource=resource,
+        pipeline=name,
+        dataset=pipeline.dataset_name,
+        destination=destination.describe(),
+        window=window,
+        load_ids=tuple(load_info.loads_ids),
+        rows=rows,
+        timings=timings,
+        cursor_before=before,
+        cursor_after=after,
+        seconds=round(time.monotonic() - started, 3),
+        # file-tracking resources (s3_exports): which files this run loaded
+        files=tuple(tracked_files_changed(state_before, state_after)),
+    )
     log_load_summary(log, summary)
-    return summary
+    return summary.to_dict()  # JSON: the load task's XCom
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
+from urllib.parse import unquote, urlsplit
 
-if TYPE_CHECKING:
-    from signalroom.destinations import DestinationConfig
+from signalroom.destinations import DestinationConfig
+from signalroom.dltenv import prepare_dlt_env
+from signalroom.registry import find_pipeline, pipeline_name, registered_pipelines
 
 
 def _scalar(value: Any) -> Any:
@@ -202,8 +204,6 @@ def _iso(value: Any) -> str | None:
 
 def _scrub(message: str, destination: DestinationConfig) -> str:
     """Error text without the destination's credentials."""
-    from urllib.parse import unquote, urlsplit
-
     url = destination.postgres_url or ""
     for secret in (url, urlsplit(url).password, unquote(urlsplit(url).password or "")):
         if secret:
@@ -234,7 +234,7 @@ def _last_load(client: Any, pipeline_name: str, dataset_shared: bool) -> LoadRow
 
 
 def _read_one(client: Any, result: PipelineState, dataset_shared: bool) -> None:
-    from dlt.common.versioned_state import decompress_state
+    from dlt.common.versioned_state import decompress_state  # dlt: only when state is read
 
     stored = client.get_stored_state(result.pipeline)  # dlt's own query: newest row of a status-0 load
     if stored is not None:
@@ -250,10 +250,8 @@ def _read_one(client: Any, result: PipelineState, dataset_shared: bool) -> None:
 
 def read_states(pipeline_names: Iterable[str], destination: DestinationConfig) -> list[PipelineState]:
     """Decode each pipeline's newest state from the destination (one connection per dataset)."""
-    from signalroom.pipeline import prepare_dlt_env
-    from signalroom.registry import find_pipeline, pipeline_name, registered_pipelines
-
     prepare_dlt_env()
+    # dlt (heavy): only when state is read, after its environment is set
     import dlt
     from dlt.common.destination.exceptions import DestinationUndefinedEntity
     from dlt.dataset.utils import get_destination_clients

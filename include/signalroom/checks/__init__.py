@@ -3,7 +3,7 @@
 Pure Python, no Airflow import: the SQL (one file per check in `sql/`), the run's scope taken
 from the load summary (`scope.py`), identifier rules (`identifiers.py`) and the few places where
 Postgres and DuckDB differ (`dialects.py`). The Airflow operators that run them are in
-`signalroom.checks.operators`; the DAG wiring in `signalroom.orchestration.checks`.
+`signalroom.orchestration.check_operators`; the DAG wiring in `signalroom.orchestration.checks`.
 
 Severity (what fails the run, what only logs) is decided per check in `catalog.py`.
 """

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Mapping
 
+from signalroom.base.summary import LoadSummary
 from signalroom.checks.identifiers import validate_identifier
 
 # dlt's load id is str(time.time()) at extract: "1795884136.6060138".
@@ -27,7 +28,7 @@ class InvalidLoadSummary(ValueError):
 
 
 def _load_ids(summary: Mapping[str, Any], origin: str) -> tuple[str, ...]:
-    ids = summary.get("load_ids")
+    ids = summary.get("load_ids")  # checked on the raw XCom: a bad type must not be coerced
     if not isinstance(ids, (list, tuple)):
         raise InvalidLoadSummary(f"{origin}: 'load_ids' is {ids!r}, expected a list of dlt load ids")
     for load_id in ids:
@@ -75,16 +76,16 @@ class ResourceRun:
                 f"{origin} returned {type(summary).__name__}, not a load summary: the checks "
                 "need the load task's return value (pipeline.run_load's summary dict)"
             )
+        load_ids = _load_ids(summary, origin)
         try:
-            window_end = date.fromisoformat(str(summary["window"]["end"]))
-            pipeline = validate_identifier(summary["pipeline"], f"{origin}: pipeline name")
+            typed = LoadSummary.from_dict(summary)
+            pipeline = validate_identifier(typed.pipeline, f"{origin}: pipeline name")
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidLoadSummary(f"{origin}: load summary without a usable window/pipeline: {exc}") from None
-        rows = summary.get("rows") or {}
         return cls(
             pipeline=pipeline,
-            load_ids=_load_ids(summary, origin),
-            window_end=window_end,
-            rows=int(rows.get(table, 0)) if isinstance(rows, Mapping) else 0,
-            cursor_moved=summary.get("cursor_before") != summary.get("cursor_after"),
+            load_ids=load_ids,
+            window_end=typed.window.end,
+            rows=int(typed.rows.get(table, 0)),
+            cursor_moved=typed.cursor_moved,
         )

@@ -13,13 +13,19 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from datetime import timedelta
 from typing import Any, Mapping
 from urllib.parse import quote
 
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 from airflow.sdk.bases.notifier import BaseNotifier
+from airflow.sdk.configuration import conf
 
+from signalroom.base.plan import RunPlan
 from signalroom.hints import config_locations, exception_chain, match_hint, scrub, summarize_error
+from signalroom.orchestration.connections import aconnection_exists, connection_exists
+from signalroom.orchestration.params import InvalidRunParams, RunContext, form_values, resolve_run
 from signalroom.registry import SourceSpec, get_spec
 
 log = logging.getLogger("signalroom.alerts")
@@ -32,6 +38,7 @@ DEFAULT_DEADLINE = "09:00"
 def _redact(text: str) -> str:
     """Airflow's secret masker (every secret registered in this process), then URL scrubbing."""
     try:
+        # inside the try: a masker that fails to import must not lose the alert
         from airflow.sdk._shared.secrets_masker import redact
 
         text = str(redact(text))
@@ -40,33 +47,8 @@ def _redact(text: str) -> str:
     return scrub(text)
 
 
-def _connection_exists(conn_id: str) -> bool:
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        return False
-    return True
-
-
-async def _aconnection_exists(conn_id: str) -> bool:
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        await BaseHook.aget_connection(conn_id)
-    except AirflowNotFoundException:
-        return False
-    return True
-
-
 def _window_text(source: str, context: Mapping[str, Any]) -> str:
     """The run's window, resolved exactly as the plan task does (pure: conf + interval)."""
-    from signalroom.orchestration.params import InvalidRunParams, RunContext, form_values, resolve_run
-    from signalroom.pipeline import Window
-
     dag_run = context.get("dag_run")
     run_after = getattr(dag_run, "run_after", None)
     if run_after is None:
@@ -85,12 +67,10 @@ def _window_text(source: str, context: Mapping[str, Any]) -> str:
         return f"not resolved: invalid trigger input ({exc})"
     except Exception as exc:  # an alert must still go out
         return f"not resolved ({type(exc).__name__})"
-    return Window.from_dict(plan["window"]).describe()
+    return RunPlan.from_dict(plan).window.describe()
 
 
 def _run_url(dag_id: str, run_id: str) -> str:
-    from airflow.sdk.configuration import conf
-
     base = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
     return f"{base}/dags/{dag_id}/runs/{quote(run_id)}"
 
@@ -150,6 +130,7 @@ def failure_message(source: str, context: Mapping[str, Any], *, dag_level: bool 
 
 def _slack(conn_id: str, text: str):
     """The provider's notifier for one message (imported here, not at parse time)."""
+    # the Slack provider costs ~0.3 s per DAG parse: imported when an alert fires
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
     return SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=text)
@@ -178,7 +159,7 @@ class SignalroomFailureNotifier(_TextNotifier):
         self.slack_webhook_conn_id = slack_webhook_conn_id
 
     def notify(self, context):
-        if not _connection_exists(self.slack_webhook_conn_id):
+        if not connection_exists(self.slack_webhook_conn_id):
             log.info("no connection %r: failure alert not sent", self.slack_webhook_conn_id)
             return
         text = failure_message(self.source, context, dag_level=self.dag_level)
@@ -221,14 +202,14 @@ class SignalroomDeadlineNotifier(_TextNotifier):
         self.slack_webhook_conn_id = slack_webhook_conn_id
 
     async def async_notify(self, context):
-        if not await _aconnection_exists(self.slack_webhook_conn_id):
+        if not await aconnection_exists(self.slack_webhook_conn_id):
             log.info("no connection %r: deadline alert not sent", self.slack_webhook_conn_id)
             return
         text = deadline_message(self.source, self.deadline_et, context)
         await _slack(self.slack_webhook_conn_id, text).async_notify(context)
 
     def notify(self, context):  # a sync runner (e.g. an executor callback) gets the same message
-        if not _connection_exists(self.slack_webhook_conn_id):
+        if not connection_exists(self.slack_webhook_conn_id):
             log.info("no connection %r: deadline alert not sent", self.slack_webhook_conn_id)
             return
         _slack(self.slack_webhook_conn_id, deadline_message(self.source, self.deadline_et, context)).notify(
@@ -274,8 +255,6 @@ def _under_dags_test() -> bool:
     ids the scheduler stores (DeadlineAlertModel.get_by_id(<dict>)). No scheduler evaluates
     deadlines there anyway, so such a run gets none. In-process `dag.test()` callers (tests,
     tools/localenv.py) set SIGNALROOM_DEADLINE_ET=off for the same reason."""
-    import sys
-
     return sys.argv[1:3] == ["dags", "test"]
 
 
@@ -284,8 +263,6 @@ def deadline_alert(spec: SourceSpec):
     run was queued (a scheduled run is queued at its cron time; a manual one gets the same span).
     The span is fixed wall-clock time, so it is exact except across a DST switch between the
     scheduled start and the deadline (02:00 ET, before any schedule here)."""
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
-
     deadline_et = deadline_time(spec.name)
     if deadline_et is None or _under_dags_test():
         return None

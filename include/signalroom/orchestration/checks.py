@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from airflow.sdk import TaskGroup, TriggerRule
 
 from signalroom.checks import catalog
-from signalroom.checks.operators import (
+from signalroom.orchestration.check_operators import (
     CheckTarget,
     EnsureCheckIndexes,
     RunColumnCheck,

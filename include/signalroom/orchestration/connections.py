@@ -1,13 +1,19 @@
-"""Airflow connections -> what the pipeline needs (destination config, source kwargs).
+"""The one module that reads Airflow connections: warehouse -> destination config, a source's
+connection -> its dlt config keys (mapped field by field in the registry, secrets declared
+there beside the mapping), and whether a connection exists (alerts, checks).
 
-Runs inside tasks only (connection lookups are metadata access, never at parse time).
-Secrets read here are registered with Airflow's secret masker, so they never reach a log.
+Runs inside tasks and callbacks only (connection lookups are metadata access, never at parse
+time). Secrets read here are registered with Airflow's secret masker, so they never reach a log.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk.log import mask_secret
 
 from signalroom.destinations import DestinationConfig, destination_from_env, postgres_url
 from signalroom.registry import SourceSpec
@@ -19,20 +25,29 @@ WAREHOUSE_CONN_ID = "signalroom_warehouse"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
-def _get_connection(conn_id: str) -> Any | None:
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
+def get_connection(conn_id: str) -> Any | None:
+    """The connection, or None when it is not defined."""
     try:
         return BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
         return None
 
 
+def connection_exists(conn_id: str) -> bool:
+    return get_connection(conn_id) is not None
+
+
+async def aconnection_exists(conn_id: str) -> bool:
+    """For async callbacks (deadline alerts run in the triggerer)."""
+    try:
+        await BaseHook.aget_connection(conn_id)
+    except AirflowNotFoundException:
+        return False
+    return True
+
+
 def _mask(value: Any) -> None:
     if value:
-        from airflow.sdk.log import mask_secret
-
         mask_secret(str(value))
 
 
@@ -67,7 +82,7 @@ def destination_from_connection(conn: Any) -> DestinationConfig:
 
 def warehouse_destination(conn_id: str = WAREHOUSE_CONN_ID) -> DestinationConfig:
     """The destination from the warehouse connection, or from the environment without one."""
-    conn = _get_connection(conn_id)
+    conn = get_connection(conn_id)
     if conn is None:
         log.info("no Airflow connection %r: destination from the environment", conn_id)
         return destination_from_env()
@@ -88,15 +103,15 @@ def source_kwargs(spec: SourceSpec) -> dict[str, Any]:
     """
     if not spec.connection_id:
         return {}
-    conn = _get_connection(spec.connection_id)
+    conn = get_connection(spec.connection_id)
     if conn is None:
         log.info("no Airflow connection %r: %s config from dlt providers", spec.connection_id, spec.name)
         return {}
     kwargs = {}
     for kwarg, field in spec.connection_fields.items():
         value = _field(conn, field)
+        if kwarg in spec.secret_fields:
+            _mask(value)
         if value not in (None, ""):
             kwargs[kwarg] = value
-    for field in ("password", "extra.aws_secret_access_key"):
-        _mask(_field(conn, field))
     return kwargs

@@ -7,22 +7,15 @@ dlt, a source module, a connection or the metadata database.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 from airflow.sdk import DAG, TaskGroup, task
 
+from signalroom.base.naming import START_DATE, dag_id_for
 from signalroom.orchestration import alerts, checks, tasks
 from signalroom.orchestration.params import dag_params
 from signalroom.orchestration.schedules import timetable_for
 from signalroom.registry import REGISTRY, SourceSpec
-
-DAG_ID_PREFIX = "signalroom_"
-START_DATE = datetime(2025, 1, 1, tzinfo=ZoneInfo("America/New_York"))
-
-
-def dag_id_for(source: str) -> str:
-    return f"{DAG_ID_PREFIX}{source}"
 
 
 def default_args(spec: SourceSpec) -> dict:
@@ -45,8 +38,8 @@ def load_pool() -> str:
 
 def _doc_md(spec: SourceSpec) -> str:
     rows = "\n".join(
-        f"| `{r.name}` | `{spec.dataset_name}.{r.table}` | {r.write_disposition} | "
-        f"{', '.join(r.primary_key) or '-'} |"
+        f"| `{r.name}` | `{spec.dataset_name}.{r.table}` | {r.describe()} | "
+        f"{', '.join(r.key) or '-'} |"
         for r in spec.resources
     )
     return (

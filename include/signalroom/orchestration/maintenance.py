@@ -12,8 +12,11 @@ from typing import Any
 
 from airflow.sdk import DAG, BaseOperator, Param
 
-from signalroom.orchestration.factory import START_DATE, dag_id_for
+from signalroom.base.naming import START_DATE, dag_id_for
+from signalroom.maintenance import drop_pending, format_report
+from signalroom.orchestration.connections import warehouse_destination
 from signalroom.registry import find_pipeline, registered_pipelines
+from signalroom.state import format_state, read_pipeline_state
 
 log = logging.getLogger("signalroom.maintenance")
 
@@ -77,9 +80,6 @@ class PendingPackagesOperator(BaseOperator):
             )
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from signalroom.maintenance import drop_pending, format_report
-        from signalroom.orchestration.connections import warehouse_destination
-
         name = _pipeline(self.pipeline)
         if self.action not in ACTIONS:
             raise ValueError(f"action={self.action!r} is not known: choose one of {', '.join(ACTIONS)}")
@@ -104,9 +104,6 @@ class PipelineStateOperator(BaseOperator):
         self.pipeline = pipeline
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from signalroom.orchestration.connections import warehouse_destination
-        from signalroom.state import format_state, read_pipeline_state
-
         state = read_pipeline_state(_pipeline(self.pipeline), warehouse_destination())
         log.info("state of %s\n%s", state.pipeline, format_state(state))
         if state.error and "never loaded" not in state.error:

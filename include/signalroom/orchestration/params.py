@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 
 from airflow.sdk import Param
 
+from signalroom.base.plan import RunPlan
+from signalroom.base.window import Window
 from signalroom.registry import SourceSpec
 
 PARAM_NAMES = ("start_date", "end_date", "resources", "dry_run")
@@ -158,9 +160,7 @@ def _check_unknown_keys(conf: Mapping[str, Any] | None) -> None:
         )
 
 
-def _backfill_window(spec: SourceSpec, start: date | None, end: date | None, today: date) -> Any:
-    from signalroom.pipeline import Window
-
+def _backfill_window(spec: SourceSpec, start: date | None, end: date | None, today: date) -> Window:
     if not (start and end):
         missing, given = ("end_date", "start_date") if start else ("start_date", "end_date")
         raise InvalidRunParams(
@@ -197,9 +197,9 @@ def resolve_run(spec: SourceSpec, params: Mapping[str, Any], run: RunContext) ->
     - Airflow backfill run (`airflow backfill create`): exactly its own data interval;
     - manual run with start_date/end_date: exactly that range;
     - manual run without dates: like a scheduled run ending yesterday (ET) at trigger time.
-    """
-    from signalroom.pipeline import Window
 
+    Returns the plan as JSON (`RunPlan.to_dict()`): it crosses XCom.
+    """
     _check_unknown_keys(run.conf)
     resources = _parse_resources(spec, params.get("resources"))
     dry_run = _parse_dry_run(params.get("dry_run"))
@@ -229,29 +229,23 @@ def resolve_run(spec: SourceSpec, params: Mapping[str, Any], run: RunContext) ->
             window = Window(end=last)
     else:  # manual (or asset-triggered) run without dates, or no usable interval
         window = Window(end=today - timedelta(days=1))
-    return {
-        "window": window.to_dict(),
-        "resources": resources,
-        "dry_run": dry_run,
-        "run_type": run_type,
-    }
+    return RunPlan(window=window, resources=tuple(resources), dry_run=dry_run, run_type=run_type).to_dict()
 
 
 def describe_plan(source: str, plan: Mapping[str, Any], run: RunContext) -> str:
     """One log line saying exactly what this run will load (and why)."""
-    from signalroom.pipeline import Window
-
-    window = Window.from_dict(plan["window"])
+    typed = RunPlan.from_dict(plan)
+    window = typed.window
     interval = (
         f"{run.data_interval_start.isoformat()} .. {run.data_interval_end.isoformat()}"
         if run.has_interval
         else "none"
     )
-    past = plan["run_type"] == SCHEDULED and window.backfill
+    past = typed.run_type == SCHEDULED and window.backfill
     return (
-        f"{plan['run_type']} run of {source}: {window.describe()}"
+        f"{typed.run_type} run of {source}: {window.describe()}"
         + (" (an interval older than the look-back: exactly its days, cursor untouched)" if past else "")
         + f"; resources "
-        f"{', '.join(plan['resources'])}; data interval {interval}"
-        + ("; DRY RUN: nothing is extracted or loaded" if plan["dry_run"] else "")
+        f"{', '.join(typed.resources)}; data interval {interval}"
+        + ("; DRY RUN: nothing is extracted or loaded" if typed.dry_run else "")
     )

@@ -13,6 +13,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from airflow.sdk import CronDataIntervalTimetable
+from croniter import croniter
 
 from signalroom.registry import SourceSpec
 
@@ -44,8 +45,6 @@ def dst_unsafe_hours(tz: str, year: int = 2025) -> frozenset[int]:
 
 def check_dst_safe(cron: str, tz: str) -> None:
     """Refuse a cron that fires at a specific local hour DST skips or repeats."""
-    from croniter import croniter
-
     try:
         fields, _ = croniter.expand(cron)
     except Exception as exc:  # croniter's own errors say what is wrong with the expression

@@ -1,11 +1,19 @@
-"""What the generated tasks execute. Called inside task processes only; dlt is imported
-through `signalroom.pipeline` when a load runs, never when a DAG file is parsed."""
+"""What the generated tasks execute. dlt is imported through `signalroom.pipeline` only when
+a load runs (inside the task), never when a DAG file is parsed."""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
+from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowSkipException
+
+from signalroom.base.plan import RunPlan
+from signalroom.orchestration.connections import source_kwargs, warehouse_destination
+from signalroom.orchestration.params import RunContext, describe_plan, form_values, resolve_run
+from signalroom.pipeline import run_load
 from signalroom.registry import get_spec
 
 log = logging.getLogger("signalroom.tasks")
@@ -16,13 +24,8 @@ def plan_run(source: str) -> dict[str, Any]:
 
     Invalid Params fail here, with a message naming the field and the fix, before any
     load task starts; the resolved window is logged so every run says what it loads.
+    Returns `RunPlan.to_dict()` (XCom is JSON).
     """
-    from datetime import datetime, timezone
-
-    from airflow.sdk import get_current_context
-
-    from signalroom.orchestration.params import RunContext, describe_plan, form_values, resolve_run
-
     context = get_current_context()
     dag_run = context["dag_run"]
     run = RunContext(
@@ -43,20 +46,15 @@ def plan_run(source: str) -> dict[str, Any]:
 
 def load_resource(source: str, resource: str, plan: dict[str, Any]) -> dict[str, Any]:
     """Load task body: run one resource through the shared pipeline code path."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    from signalroom.orchestration.connections import source_kwargs, warehouse_destination
-    from signalroom.pipeline import Window, run_load
-
-    if resource not in plan["resources"]:
+    run_plan = RunPlan.from_dict(plan)
+    if resource not in run_plan.resources:
         raise AirflowSkipException(f"resource {resource!r} not selected for this run")
-    if plan.get("dry_run"):
-        raise AirflowSkipException(f"dry run: {resource!r} would load {Window.from_dict(plan['window']).describe()}")
-    spec = get_spec(source)
+    if run_plan.dry_run:
+        raise AirflowSkipException(f"dry run: {resource!r} would load {run_plan.window.describe()}")
     return run_load(
         source,
         resource,
-        Window.from_dict(plan["window"]),
+        run_plan.window,
         warehouse_destination(),
-        source_kwargs=source_kwargs(spec),
+        source_kwargs=source_kwargs(get_spec(source)),
     )

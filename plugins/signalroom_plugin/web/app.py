@@ -20,6 +20,11 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from signalroom.base.naming import dag_id_for
+from signalroom.orchestration.connections import warehouse_destination
+from signalroom.registry import find_pipeline, registered_pipelines
+from signalroom.state import STATE_HEADER, read_states, state_rows
+
 URL_PREFIX = "/signalroom"
 
 _templates = Environment(
@@ -30,9 +35,6 @@ _templates = Environment(
 
 def catalog() -> list[dict[str, str]]:
     """Registered pipelines with the DAG that loads each (registry data only: no dlt)."""
-    from signalroom.orchestration.factory import dag_id_for
-    from signalroom.registry import find_pipeline, registered_pipelines
-
     rows = []
     for name in registered_pipelines():
         spec, resource = find_pipeline(name)
@@ -56,9 +58,6 @@ def _readable(user: Any, rows: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def _states(names: list[str]) -> list[Any]:
-    from signalroom.orchestration.connections import warehouse_destination
-    from signalroom.state import read_states
-
     return read_states(names, warehouse_destination()) if names else []
 
 
@@ -94,8 +93,6 @@ def pipeline_state(pipeline: str, user: GetUserDep) -> dict[str, Any]:
     dependencies=[Depends(requires_access_dag("GET"))],
 )
 def state_page(request: Request, user: GetUserDep, dag_id: str | None = None, pipeline: str | None = None) -> HTMLResponse:
-    from signalroom.state import STATE_HEADER, state_rows
-
     rows = _readable(user, catalog())
     if dag_id:
         rows = [r for r in rows if r["dag_id"] == dag_id]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -91,6 +92,7 @@ class BucketConfig:
 
     def filesystem(self) -> Any:
         """An authenticated fsspec filesystem from dlt's own factory (same for s3:// and file://)."""
+        # dlt's filesystem helpers pull in fsspec/s3fs: only when a bucket is opened
         from dlt.common.configuration.specs import AwsCredentialsWithoutDefaults
         from dlt.common.storages.fsspec_filesystem import fsspec_filesystem
 
@@ -128,7 +130,7 @@ def list_exports(fs: Any, bucket_url: str, prefix: str) -> list[Any]:
 
     A missing or empty prefix gives an empty list (S3 has no real folders).
     """
-    from dlt.common.storages.fsspec_filesystem import FileItemDict, glob_files
+    from dlt.common.storages.fsspec_filesystem import FileItemDict, glob_files  # fsspec: only when listing
 
     items = []
     for file_item in glob_files(fs, bucket_url, f"{prefix}/**"):
@@ -195,6 +197,7 @@ def files_with_rows(table: str, paths: Sequence[str]) -> set[str] | None:
     None when that cannot be known (no active pipeline or destination, an unexpected error):
     the caller then replaces rows as if every file had some. A table not created yet has none.
     """
+    # dlt's destination clients: only at extract, inside a running pipeline
     from dlt.common.pipeline import current_pipeline
     from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
@@ -217,8 +220,6 @@ def files_with_rows(table: str, paths: Sequence[str]) -> set[str] | None:
     except DatabaseUndefinedRelation:
         return set()
     except Exception as exc:  # never guess "new" on an error: the merge is always correct
-        import logging
-
         logging.getLogger(__name__).warning("could not look up loaded files in %s (%s): merging", table, exc)
         return None
     return found
@@ -293,6 +294,7 @@ def locate_bad_line(item: Any, file_name: str, width: int) -> BadExportFileError
 
 
 def _file_columns(table: Any, file_name: str, day: date | None, client_id: str, offset: int) -> Any:
+    # pyarrow (heavy): only when a file is read
     import pyarrow as pa
 
     n = table.num_rows
@@ -322,6 +324,7 @@ def read_export(
     blocks), every column text, plus `_file_name`, `_row_id`, `_file_date`, `_client_id`.
     Yields nothing for an empty or header-only file; raises `BadExportFileError` (with the
     line) for a broken one."""
+    # pyarrow (heavy): only when a file is read
     import pyarrow as pa
     import pyarrow.csv as pacsv
 

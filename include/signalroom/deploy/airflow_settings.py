@@ -6,8 +6,8 @@ idempotently (a rerun changes nothing and says so), with `${ENV_VAR}` placeholde
 secrets stay out of the file, and with errors that name the file, the entry and the field
 before anything is written.
 
-    python -m signalroom.orchestration.airflow_settings check FILE            # validate only
-    python -m signalroom.orchestration.airflow_settings apply FILE [--dry-run]
+    python -m signalroom.deploy.airflow_settings check FILE            # validate only
+    python -m signalroom.deploy.airflow_settings apply FILE [--dry-run]
 
 This is a CLI tool that talks to the metadata DB (like `airflow connections import`), never
 DAG-parse code. It creates or updates what the file lists and deletes nothing.
@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
+
+import yaml
 
 # Our one addition to Astro's keys (Astro ignores it): apply the entry only when this
 # environment variable is set, e.g. the Slack webhook, whose mere existence turns alerts on.
@@ -102,6 +104,7 @@ class Settings:
 @lru_cache(maxsize=1)
 def installed_conn_types() -> frozenset[str]:
     """Connection types the installed providers define (plus Airflow's generic/email)."""
+    # the providers manager scans every installed provider (seconds): only when types are checked
     from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     return frozenset(ProvidersManagerTaskRuntime().hooks.keys())
@@ -209,6 +212,7 @@ def _connection(entry: Mapping, where: str, problems: _Problems,
         if "://" not in uri:
             problems.add(where, "conn_uri", "not a URI (expected type://login:password@host:port/schema)")
             return None
+        # airflow.models loads the ORM and Airflow settings (heavy): only when a URI is parsed
         from airflow.models.connection import Connection
 
         try:
@@ -337,8 +341,6 @@ def parse_settings(
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None,
                   conn_types: Callable[[], Iterable[str]] = installed_conn_types) -> Settings:
     """Read and validate a settings file."""
-    import yaml
-
     path = str(path)
     try:
         with open(path, encoding="utf-8") as handle:
@@ -380,6 +382,7 @@ class ApplyReport:
 
 
 def _apply_connection(session: Any, spec: ConnectionSpec, report: ApplyReport) -> None:
+    # airflow.models loads the ORM (heavy, needs a configured Airflow): only when applying
     from airflow.models.connection import Connection
     from sqlalchemy import select
 
@@ -405,6 +408,7 @@ def _apply_connection(session: Any, spec: ConnectionSpec, report: ApplyReport) -
 
 
 def _apply_variable(session: Any, spec: VariableSpec, report: ApplyReport) -> None:
+    # airflow.models loads the ORM (heavy, needs a configured Airflow): only when applying
     from airflow.models.variable import Variable
     from sqlalchemy import select
 
@@ -420,6 +424,7 @@ def _apply_variable(session: Any, spec: VariableSpec, report: ApplyReport) -> No
 
 
 def _apply_pool(session: Any, spec: PoolSpec, report: ApplyReport) -> None:
+    # airflow.models loads the ORM (heavy, needs a configured Airflow): only when applying
     from airflow.models.pool import Pool
     from sqlalchemy import select
 
@@ -441,6 +446,7 @@ def _apply_pool(session: Any, spec: PoolSpec, report: ApplyReport) -> None:
 
 def apply_settings(settings: Settings, dry_run: bool = False) -> ApplyReport:
     """Create or update every listed object in one transaction (all or nothing)."""
+    # the metadata DB session (heavy, needs a configured Airflow): only when applying
     from airflow.utils.session import create_session
 
     report = ApplyReport()
@@ -464,7 +470,7 @@ def apply_settings(settings: Settings, dry_run: bool = False) -> ApplyReport:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m signalroom.orchestration.airflow_settings",
+        prog="python -m signalroom.deploy.airflow_settings",
         description="Validate or apply an airflow_settings.yaml (Astro CLI format) to Airflow's "
         "metadata DB. ${VAR} and ${VAR:-default} are expanded from the environment.",
     )

@@ -31,6 +31,7 @@ from signalroom.checks import catalog
 from signalroom.checks.dialects import Dialect, dialect_for
 from signalroom.checks.indexes import metadata_indexes, table_indexes
 from signalroom.checks.scope import MAX_OFFENDING_ROWS, ResourceRun
+from signalroom.orchestration.connections import get_connection
 from signalroom.registry import ResourceSpec
 
 
@@ -70,12 +71,8 @@ class RunScopedCheck:
         self._templates = {f: getattr(self, f) for f in fields}
 
     def _dialect(self) -> Dialect:
-        from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
-        try:
-            conn = BaseHook.get_connection(self.conn_id)
-        except AirflowNotFoundException:
+        conn = get_connection(self.conn_id)
+        if conn is None:
             raise AirflowFailException(
                 f"Airflow connection {self.conn_id!r} is not defined: the health checks query the "
                 "warehouse through it (type postgres, or duckdb with host = the database file)"

@@ -22,7 +22,8 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="signalroom-tests-"))
 localenv.apply(_SESSION_DIR / "airflow", _SESSION_DIR / "dlt")
 
 # session fixtures of the whole-DAG tests, shared by test_backfill and test_idempotency
-from tests.dagrun_support import dag_scenarios, dagrun_world  # noqa: E402, F401
+from tests.support import db  # noqa: E402
+from tests.support.dagrun import dag_scenarios, dagrun_world  # noqa: E402, F401
 
 
 def require(condition: bool, reason: str) -> None:
@@ -74,16 +75,9 @@ SPECIAL_PASSWORD = "p@ss:w/rd?#%41 &=+x"
 def pooler_warehouse(password_postgres_server) -> dict:
     """A database on the password-checking server owned by a pooler-style user
     (`postgres.<project_ref>`) whose password is SPECIAL_PASSWORD: host, port, user, password, database."""
-    import psycopg2
-
     user = f"postgres.{uuid.uuid4().hex[:20]}"
-    database = f"sr_wh_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(password_postgres_server.url())
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE ROLE "{user}" LOGIN PASSWORD %s', (SPECIAL_PASSWORD,))
-        cur.execute(f'CREATE DATABASE "{database}" OWNER "{user}"')
-    admin.close()
+    db.admin(password_postgres_server.url(), (f'CREATE ROLE "{user}" LOGIN PASSWORD %s', (SPECIAL_PASSWORD,)))
+    database = db.create_database(password_postgres_server.url(), prefix="sr_wh", owner=user)
     return {"host": password_postgres_server.host, "port": password_postgres_server.port,
             "user": user, "password": SPECIAL_PASSWORD, "database": database}
 
@@ -91,17 +85,9 @@ def pooler_warehouse(password_postgres_server) -> dict:
 @pytest.fixture
 def pg_database(postgres_server):
     """A fresh, empty database on the test server; returns its URL; dropped afterwards."""
-    import psycopg2
-
-    name = f"sr_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(postgres_server.url())
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+    name = db.create_database(postgres_server.url())
     yield postgres_server.url(name)
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    db.drop_databases(postgres_server.url(), [name])
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from signalroom.hints import HINTS, UNKNOWN, match_hint, scrub, summarize_error
 from signalroom.orchestration import alerts
 from signalroom.pipeline import Window, run_load
 from signalroom.registry import REGISTRY, UnknownSourceError
+from tests.support import db
 from tools.standins.webhook import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -440,12 +441,4 @@ def test_missing_aws_credentials(dags, webhook, dlt_data_dir, tmp_path, monkeypa
 
 
 def _sql(dest: DestinationConfig, statement: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(dest.postgres_url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
+    db.query(dest.postgres_url, statement)

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from signalroom.registry import REGISTRY, pipeline_name
-from tests.dagrun_support import (
+from tests.support import db
+from tests.support.dagrun import (
     BACKFILL_DAYS,
     ET,
     EXPORT_PREFIXES,
@@ -163,15 +164,7 @@ def native(dagrun_world) -> NativeResult:
 
 def query_all(url: str, sql: str) -> list[Any]:
     """The first column of every row."""
-    import psycopg2
-
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return [row[0] for row in cur.fetchall()]
-    finally:
-        conn.close()
+    return [row[0] for row in db.query(url, sql)]
 
 
 def _et_day(moment: datetime) -> date:
@@ -221,15 +214,7 @@ def test_loads_of_one_pipeline_never_overlap(native):
 
 
 def dated_rows(url: str, table: str) -> dict[date, int]:
-    import psycopg2
-
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT date, count(*) FROM {table} GROUP BY date")
-            return dict(cur.fetchall())
-    finally:
-        conn.close()
+    return dict(db.query(url, f"SELECT date, count(*) FROM {table} GROUP BY date"))
 
 
 # ------------------------------------------- backfills from the trigger form (dag.test)

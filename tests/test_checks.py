@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-import psycopg2
 import pytest
-import test_checks_support as fx
 from test_checks_support import XComFromSummaries, day
 
 from signalroom import registry
@@ -17,6 +15,7 @@ from signalroom.checks import catalog, sqlfiles
 from signalroom.checks.identifiers import InvalidIdentifier
 from signalroom.checks.scope import InvalidLoadSummary, ResourceRun, horizon_load_id
 from signalroom.registry import ResourceSpec, SourceSpec
+from tests.support import checks_source, db
 
 RESOURCE_CHECKS = ["check_loads_completed", "check_no_orphan_rows", "check_unique_key",
                    "check_key_not_null", "check_freshness"]
@@ -64,7 +63,7 @@ def test_horizon_is_seven_days_before_the_first_load():
 def test_every_check_file_has_the_sections_its_operator_needs():
     needed = {"value": {"check"}, "threshold": {"check"}, "column": {"partition"},
               "table": {"table_expression", *catalog.PIPELINE_STATE_CHECKS}}
-    for check in [*catalog.resource_checks_for(fx.SPEC.resources[0]), *catalog.DAG_CHECKS]:
+    for check in [*catalog.resource_checks_for(checks_source.SPEC.resources[0]), *catalog.DAG_CHECKS]:
         sql = check.sql
         assert needed[check.operator] | {"offenders"} <= set(sql.sections), check.name
         assert sql.description and sql.expected, check.name
@@ -74,18 +73,16 @@ def test_every_check_file_has_the_sections_its_operator_needs():
 
 # ---------------------------------------------------------------- real loads
 def _pg(url):
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    return conn
+    return db.connect(url, autocommit=True)
 
 
 @pytest.fixture
 def warehouse(pg_database, dlt_data_dir, monkeypatch):
     """A Postgres warehouse with the fixture source registered and `signalroom_warehouse` set."""
-    for key, value in fx.warehouse_conn_env(pg_database).items():
+    for key, value in checks_source.warehouse_conn_env(pg_database).items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setitem(registry.REGISTRY, fx.SOURCE, fx.SPEC)
-    monkeypatch.setitem(fx.FIXTURE, "skip_days", set())
+    monkeypatch.setitem(registry.REGISTRY, checks_source.SOURCE, checks_source.SPEC)
+    monkeypatch.setitem(checks_source.FIXTURE, "skip_days", set())
     return pg_database
 
 
@@ -93,7 +90,7 @@ def _load(resource, end=5, **window):
     from signalroom.orchestration.connections import warehouse_destination
     from signalroom.pipeline import Window, run_load
 
-    return run_load(fx.SOURCE, resource, Window(end=day(end), **window), warehouse_destination())
+    return run_load(checks_source.SOURCE, resource, Window(end=day(end), **window), warehouse_destination())
 
 
 @pytest.fixture
@@ -102,7 +99,7 @@ def run(warehouse):
     from signalroom.orchestration.factory import build_dag
 
     summaries = {"daily.load": _load("daily"), "events.load": _load("events")}
-    dag = build_dag(fx.SPEC)
+    dag = build_dag(checks_source.SPEC)
     context = {"ti": XComFromSummaries(summaries)}
     for group in ("daily", "events"):
         dag.get_task(f"{group}.check_indexes").execute(context)
@@ -197,14 +194,14 @@ def test_null_key_fails(run, warehouse):
 def test_stale_table_fails_but_a_source_without_rows_only_warns(warehouse, monkeypatch, capfd):
     from signalroom.orchestration.factory import build_dag
 
-    dag = build_dag(fx.SPEC)
-    monkeypatch.setitem(fx.FIXTURE, "skip_days", {day(5)})  # rows, but none for the window end
+    dag = build_dag(checks_source.SPEC)
+    monkeypatch.setitem(checks_source.FIXTURE, "skip_days", {day(5)})  # rows, but none for the window end
     stale = {"daily.load": _load("daily")}
     assert stale["daily.load"]["rows"] == {"daily": 3}
     context = {"ti": XComFromSummaries(stale)}
     _fails(dag, context, "daily.check_freshness", "newest_date", "2025-03-04", "2025-03-05")
 
-    monkeypatch.setitem(fx.FIXTURE, "skip_days", {day(5), day(6)})  # no rows at all this run
+    monkeypatch.setitem(checks_source.FIXTURE, "skip_days", {day(5), day(6)})  # no rows at all this run
     empty = {"daily.load": _load("daily", end=6)}
     assert empty["daily.load"]["rows"] == {}
     capfd.readouterr()
@@ -216,9 +213,9 @@ def test_stale_table_fails_but_a_source_without_rows_only_warns(warehouse, monke
 def test_a_table_the_source_never_filled_has_nothing_to_check(warehouse, monkeypatch, capfd):
     from signalroom.orchestration.factory import build_dag
 
-    monkeypatch.setitem(fx.FIXTURE, "skip_days", {day(4), day(5)})  # an empty prefix, say
+    monkeypatch.setitem(checks_source.FIXTURE, "skip_days", {day(4), day(5)})  # an empty prefix, say
     summaries = {"events.load": _load("events")}
-    dag = build_dag(fx.SPEC)
+    dag = build_dag(checks_source.SPEC)
     context = {"ti": XComFromSummaries(summaries)}
     capfd.readouterr()
     for task_id in ("events.check_indexes", "events.check_loads_completed",
@@ -240,7 +237,7 @@ def test_state_regression_and_missing_state_fail(run, warehouse):
         cur.execute(f"SELECT version FROM {state} WHERE _dlt_load_id = %s", (load_id,))
         assert cur.fetchone()[0] == 2
         cur.execute(f"UPDATE {state} SET version = 0 WHERE _dlt_load_id = %s", (load_id,))
-    report = _fails(build_dag(fx.SPEC), context, "dag_checks.pipeline_state", "state_version_not_lower",
+    report = _fails(build_dag(checks_source.SPEC), context, "dag_checks.pipeline_state", "state_version_not_lower",
                     pipeline)
     assert "version_before_run" in report
 
@@ -275,7 +272,7 @@ def test_a_skipped_resource_is_left_out_of_the_dataset_checks(warehouse):
     """Only `daily` loaded this run (events not selected): the DAG checks cover it alone."""
     from signalroom.orchestration.factory import build_dag
 
-    dag = build_dag(fx.SPEC)
+    dag = build_dag(checks_source.SPEC)
     context = {"ti": XComFromSummaries({"daily.load": _load("daily")})}  # events.load: no XCom
     for task_id in DAG_CHECKS:
         _execute(dag, context, task_id)
@@ -291,10 +288,10 @@ def test_same_checks_on_duckdb(tmp_path, dlt_data_dir, monkeypatch):
 
     path = tmp_path / "warehouse.duckdb"
     monkeypatch.setenv("AIRFLOW_CONN_SIGNALROOM_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": str(path)}))
-    monkeypatch.setitem(registry.REGISTRY, fx.SOURCE, fx.SPEC)
-    monkeypatch.setitem(fx.FIXTURE, "skip_days", set())
+    monkeypatch.setitem(registry.REGISTRY, checks_source.SOURCE, checks_source.SPEC)
+    monkeypatch.setitem(checks_source.FIXTURE, "skip_days", set())
     summaries = {"daily.load": _load("daily"), "events.load": _load("events")}
-    dag = build_dag(fx.SPEC)
+    dag = build_dag(checks_source.SPEC)
     context = {"ti": XComFromSummaries(summaries)}
     for task_id in ["daily.check_indexes", *[f"daily.{c}" for c in RESOURCE_CHECKS], *DAG_CHECKS]:
         _execute(dag, context, task_id)

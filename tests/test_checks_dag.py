@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
-import test_checks_support as fx
 
 from signalroom import registry
+from tests.support import checks_source
 
 
 def _states(dag_run) -> dict[str, str]:
@@ -20,11 +20,11 @@ def _states(dag_run) -> dict[str, str]:
 def test_checks_in_dag_runs(airflow_db, pg_database, dlt_data_dir, monkeypatch, capfd):
     from signalroom.orchestration.factory import build_dag
 
-    for key, value in fx.warehouse_conn_env(pg_database).items():
+    for key, value in checks_source.warehouse_conn_env(pg_database).items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setitem(registry.REGISTRY, fx.SOURCE, fx.SPEC)
-    monkeypatch.setitem(fx.FIXTURE, "skip_days", set())
-    dag = build_dag(fx.SPEC)
+    monkeypatch.setitem(registry.REGISTRY, checks_source.SOURCE, checks_source.SPEC)
+    monkeypatch.setitem(checks_source.FIXTURE, "skip_days", set())
+    dag = build_dag(checks_source.SPEC)
 
     # a run up to the last finished ET day (the cursor moves), only `daily` selected
     first = dag.test(run_conf={"resources": ["daily"]})
@@ -52,7 +52,7 @@ def test_checks_in_dag_runs(airflow_db, pg_database, dlt_data_dir, monkeypatch, 
         )
     conn.close()
 
-    second = build_dag(fx.SPEC).test()  # all resources
+    second = build_dag(checks_source.SPEC).test()  # all resources
     states = _states(second)
     assert str(second.state) == "failed", states
     assert states["daily.check_no_orphan_rows"] == "failed"

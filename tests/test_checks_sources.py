@@ -11,8 +11,8 @@ import json
 from datetime import timedelta
 
 import pytest
-import test_checks_support as fx
 
+from tests.support import checks_source
 from tools.standins.exports import write_exports
 
 
@@ -25,7 +25,7 @@ def test_s3_exports_run_checks_on_postgres(airflow_db, pg_database, dlt_data_dir
     end = last_finished_day()  # a manual run without dates loads up to the last finished ET day
     days = [end - timedelta(days=n) for n in (2, 1, 0)]
     write_exports(tmp_path / "exports", days, 200, empty_prefixes=("prospects-create",))
-    for key, value in fx.warehouse_conn_env(pg_database).items():
+    for key, value in checks_source.warehouse_conn_env(pg_database).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AIRFLOW_CONN_SIGNALROOM_S3", json.dumps(
         {"conn_type": "aws", "extra": {"bucket_url": (tmp_path / "exports").as_uri()}}))

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from signalroom.registry import REGISTRY, pipeline_name
-from tests.dagrun_support import (
+from tests.support.dagrun import (
     BACKFILL_DAYS,
     EXPORT_PREFIXES,
     EXPORT_ROWS,

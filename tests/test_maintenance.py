@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from signalroom.destinations import data_dir
-from tests.maintenance_support import (
+from tests.support.api import fast_retries
+from tests.support.maintenance import (
     DAG_ID,
     KEY,
     PIPELINE,
@@ -31,7 +32,6 @@ from tests.maintenance_support import (
     start_standin,
     warehouse_connection,
 )
-from tests.sources.api_support import fast_retries
 
 ROOT = Path(__file__).resolve().parent.parent
 D1, D2, D3 = date(2025, 3, 10), date(2025, 3, 12), date(2025, 3, 14)

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from headless import find_chromium, open_page
 
 from signalroom.registry import registered_pipelines
-from tests.maintenance_support import (
+from tests.support.api import with_password
+from tests.support.headless import find_chromium, open_page
+from tests.support.maintenance import (
     PIPELINE,
     RESOURCE,
     SOURCE,
@@ -31,7 +32,6 @@ from tests.maintenance_support import (
     start_standin,
     warehouse_connection,
 )
-from tests.sources.api_support import with_password
 from tools.standins.postgres import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

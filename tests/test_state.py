@@ -17,8 +17,9 @@ import pytest
 
 from signalroom.destinations import DestinationConfig, data_dir
 from signalroom.state import cursor_summary, format_state, read_pipeline_state, read_states, resource_views
-from tests.maintenance_support import PIPELINE, RESOURCE, SOURCE, load, postgres, start_standin
-from tests.sources.api_support import fast_retries
+from tests.support import db
+from tests.support.api import fast_retries
+from tests.support.maintenance import PIPELINE, RESOURCE, SOURCE, load, postgres, start_standin
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -160,16 +161,12 @@ def test_last_load_when_pipelines_share_a_dataset(loaded, monkeypatch):
     its own; when several share the dataset (s3_exports), it is the newest that saved its state."""
     from dataclasses import replace
 
-    import psycopg2
-
     from signalroom.registry import REGISTRY
 
     url, destination, summary, _ = loaded
-    conn = psycopg2.connect(url)
-    with conn, conn.cursor() as cur:  # a newer load by some other pipeline of the dataset
-        cur.execute("INSERT INTO redtrack._dlt_loads (load_id, schema_name, status, inserted_at, "
-                    "schema_version_hash) VALUES ('9999999999.1', 'redtrack', 0, now(), 'other')")
-    conn.close()
+    # a newer load by some other pipeline of the dataset
+    db.query(url, "INSERT INTO redtrack._dlt_loads (load_id, schema_name, status, inserted_at, "
+             "schema_version_hash) VALUES ('9999999999.1', 'redtrack', 0, now(), 'other')")
     alone = read_pipeline_state(PIPELINE, destination)
     assert alone.last_load.load_id == "9999999999.1" and not alone.shared_dataset
 
@@ -186,7 +183,7 @@ def test_s3_exports_tracked_files_read_from_the_destination(dlt_data_dir, pg_dat
     from datetime import timedelta
 
     from signalroom.pipeline import Window, run_load
-    from tests.sources.api_support import with_password
+    from tests.support.api import with_password
     from tools.standins.exports import export_name, write_export
     from tools.standins.s3 import S3Server
 

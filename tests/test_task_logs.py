@@ -1,6 +1,6 @@
 """Readable task logs: dlt's lines at their real level, the load summary at INFO, no secrets.
 
-The end-to-end part runs real DAGs under Airflow's real task supervisor (tests/supervised.py),
+The end-to-end part runs real DAGs under Airflow's real task supervisor (tests/support/supervised.py),
 so the task log file is the one a worker writes, and greps it.
 """
 
@@ -25,6 +25,7 @@ from signalroom.logs import (
     route_dlt_logs,
     summary_lines,
 )
+from tests.support import db
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,7 +161,7 @@ def _connections(api_url: str, warehouse: dict, webhook_url: str, everflow_key: 
 
 def _supervised_runs(runs: list[dict]) -> list[str]:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "supervised.py"), json.dumps(runs)],
+        [sys.executable, str(ROOT / "tests" / "support" / "supervised.py"), json.dumps(runs)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -176,16 +177,10 @@ def _supervised_runs(runs: list[dict]) -> list[str]:
 def runs(airflow_db, postgres_server):
     """One successful redtrack run and one everflow run failing on a rejected API key, both
     into a fresh Postgres database, with every credential a recognisable secret."""
-    import psycopg2
-
     from tools.standins.api import ApiStandin
     from tools.standins.webhook import WebhookReceiver
 
-    database = f"sr_logs_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(postgres_server.url())
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{database}"')
+    database = db.create_database(postgres_server.url(), prefix="sr_logs")
     password = postgres_server.password or SECRETS["warehouse_password"]  # trust auth ignores it
     secrets = {**SECRETS, "warehouse_password": password}
     warehouse = {
@@ -223,9 +218,7 @@ def runs(airflow_db, postgres_server):
             )
             posts = hook.wait_for(2, timeout=30)
     finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.close()
+        db.drop_databases(postgres_server.url(), [database])
     return {"ok": ok, "failed": failed, "posts": posts, "logs": logs, "secrets": secrets, "webhook": hook.url}
 
 

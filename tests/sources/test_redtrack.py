@@ -14,7 +14,7 @@ import pytest
 
 from signalroom.hints import config_locations
 from signalroom.pipeline import Window
-from tests.sources.api_support import (
+from tests.support.api import (
     column_types,
     cursor,
     days,

@@ -24,7 +24,7 @@ from signalroom.sources.s3_exports.helpers import (
     resource_name,
     write_disposition,
 )
-from tests.sources.api_support import column_types, destination, load, local_state, query
+from tests.support.api import column_types, destination, load, local_state, query
 from tools.standins.exports import export_name, header, write_export, write_exports
 from tools.standins.s3 import SECRET_KEY, S3Server
 
@@ -250,10 +250,7 @@ def test_reupload_and_lost_state_leave_exactly_one_copy(s3, bucket, request, tmp
 
     # lost state: neither the working folder nor the destination remembers any file
     shutil.rmtree(dlt_data_dir / "pipelines" / PIPELINE)
-    import psycopg2
-
-    with psycopg2.connect(dest.postgres_url) as conn, conn.cursor() as cur:
-        cur.execute("DELETE FROM s3_exports._dlt_pipeline_state")
+    query(dest, "DELETE FROM s3_exports._dlt_pipeline_state")
     s3.reset_reads()
     assert run(s3, bucket, dest, Window(end=D2))["rows"] == {"orders_create": 120 + ROWS}
     assert files_read(s3, bucket) == {k1, k2}

@@ -3,14 +3,13 @@ API stand-in into real Postgres, through the load task's code path (`run_load`).
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from signalroom.destinations import DestinationConfig
 from signalroom.pipeline import Window, build_source, make_pipeline, run_load
-from tests.sources.api_support import with_password
+from tests.support import db
+from tests.support.db import with_password
 from tools.standins.api import ApiStandin
 
 SOURCE, RESOURCE, PIPELINE, DAG_ID = "redtrack", "daily_spend", "redtrack__daily_spend", "signalroom_redtrack"
@@ -52,25 +51,8 @@ def expected_keys(standin: ApiStandin, day: date) -> int:
 
 def warehouse_connection(url: str) -> dict[str, str]:
     """AIRFLOW_CONN_SIGNALROOM_WAREHOUSE for a Postgres URL (Airflow's env secrets backend)."""
-    parts = urlsplit(with_password(url))
-    conn = {
-        "conn_type": "postgres",
-        "host": parts.hostname,
-        "port": parts.port or 5432,
-        "login": unquote(parts.username or "postgres"),
-        "password": unquote(parts.password or ""),
-        "schema": parts.path.lstrip("/"),
-    }
-    return {"AIRFLOW_CONN_SIGNALROOM_WAREHOUSE": json.dumps(conn)}
+    return db.warehouse_connection_env(url)
 
 
 def rows(url: str, sql: str) -> list[tuple]:
-    import psycopg2
-
-    conn = psycopg2.connect(with_password(url))
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchall()
-    finally:
-        conn.close()
+    return db.query(with_password(url), sql)

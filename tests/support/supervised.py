@@ -7,7 +7,7 @@ becomes the ERROR line a worker's task log gets (dlt-hub/dlt#4462), and no task 
 written. `airflow dags test --use-executor` needs an API server (~20 s to start here) and
 fights the executor over SQLite. This keeps everything else of `dag.test()`.
 
-    python tests/supervised.py '[{"dag_id": ..., "conf": {...}, "env": {...}}, ...]'
+    python tests/support/supervised.py '[{"dag_id": ..., "conf": {...}, "env": {...}}, ...]'
     -> prints "RESULT <state> <run_id>" per run
 """
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the API source tests: destinations, table reads, state reads.
+"""Helpers shared by the source tests: destinations, table reads, state reads.
 
 Everything goes through the real services: the loopback API stand-in, dlt, Postgres, DuckDB.
 """
@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from signalroom.destinations import DestinationConfig
 from signalroom.pipeline import Window, run_load
+from tests.support import db
+from tests.support.db import with_password
 
 
 def destination(kind: str, request: Any, tmp_path: Path) -> DestinationConfig:
@@ -21,33 +23,15 @@ def destination(kind: str, request: Any, tmp_path: Path) -> DestinationConfig:
     return DestinationConfig(kind="duckdb", duckdb_path=str(tmp_path / "w.duckdb"))
 
 
-def with_password(url: str) -> str:
-    """dlt's Postgres credentials require a password; the test server's trust auth ignores it."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is not None:
-        return url
-    netloc = f"{parts.username or 'postgres'}:trust@{parts.hostname}:{parts.port or 5432}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def query(dest: DestinationConfig, sql: str) -> list[tuple]:
+def query(dest: DestinationConfig, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+    """Rows from either destination (`%s` placeholders)."""
     if dest.kind == "postgres":
-        import psycopg2
-
-        conn = psycopg2.connect(dest.postgres_url)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                return cur.fetchall()
-        finally:
-            conn.close()
-    import duckdb
+        return db.query(dest.postgres_url, sql, params)
+    import duckdb  # only the DuckDB-parametrized tests need it
 
     conn = duckdb.connect(dest.duckdb_path, read_only=True)
     try:
-        return conn.execute(sql).fetchall()
+        return conn.execute(sql.replace("%s", "?"), params or []).fetchall()
     finally:
         conn.close()
 
@@ -68,25 +52,23 @@ def load(source: str, resource: str, window: Window, dest: DestinationConfig, **
     return run_load(source, resource, window, dest, source_kwargs=kwargs)
 
 
-def local_state(pipeline_name: str) -> dict[str, Any]:
-    """The pipeline's state as the working folder holds it (what the next run starts from)."""
-    import dlt
+def local_state(pipeline_name: str, dlt_dir: Path | None = None) -> dict[str, Any]:
+    """The pipeline's state as the working folder holds it (what the next run on this worker
+    starts from); {} when the folder has none. Default folder: $DLT_DATA_DIR."""
+    import dlt  # dlt: only for tests that read state
+    from dlt.pipeline.exceptions import CannotRestorePipelineException
 
-    pipeline = dlt.attach(pipeline_name, pipelines_dir=str(Path(os.environ["DLT_DATA_DIR"]) / "pipelines"))
-    return pipeline.state.get("sources", {})
+    folder = dlt_dir or Path(os.environ["DLT_DATA_DIR"])
+    try:
+        attached = dlt.attach(pipeline_name, pipelines_dir=str(folder / "pipelines"))
+    except CannotRestorePipelineException:
+        return {}
+    return attached.state.get("sources", {})
 
 
 def destination_state(dest: DestinationConfig, dataset: str, pipeline_name: str) -> dict[str, Any]:
     """The newest state row in the destination (what a fresh worker restores)."""
-    from dlt.common.versioned_state import decompress_state
-
-    rows = query(
-        dest,
-        f"SELECT s.state FROM {dataset}._dlt_pipeline_state s JOIN {dataset}._dlt_loads l "
-        f"ON l.load_id = s._dlt_load_id WHERE s.pipeline_name = '{pipeline_name}' AND l.status = 0 "
-        "ORDER BY s.version DESC LIMIT 1",
-    )
-    return decompress_state(rows[0][0]).get("sources", {}) if rows else {}
+    return db.stored_state(query(dest, db.state_sql(dataset), (pipeline_name,)))
 
 
 def cursor(state: dict[str, Any], source: str, resource: str) -> Any:

@@ -5,11 +5,10 @@ load summaries the checks read. Sources of the other helpers are not needed for 
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
-from urllib.parse import urlsplit
 
 from signalroom.registry import ResourceSpec, SourceSpec
+from tests.support import db
 
 SOURCE = "checks_fixture"
 # What the fixture source yields; tests change it to shape a run (in-process only).
@@ -59,16 +58,7 @@ SPEC = SourceSpec(
 
 def warehouse_conn_env(pg_url: str) -> dict[str, str]:
     """AIRFLOW_CONN_SIGNALROOM_WAREHOUSE for a test database (trust auth: any password)."""
-    parts = urlsplit(pg_url)
-    conn = {
-        "conn_type": "postgres",
-        "host": parts.hostname,
-        "port": parts.port or 5432,
-        "login": parts.username or "postgres",
-        "password": parts.password or "unused",
-        "schema": parts.path.lstrip("/"),
-    }
-    return {"AIRFLOW_CONN_SIGNALROOM_WAREHOUSE": json.dumps(conn)}
+    return db.warehouse_connection_env(pg_url)
 
 
 class XComFromSummaries:

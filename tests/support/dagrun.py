@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from signalroom.registry import REGISTRY, pipeline_name
+from tests.support import api, db
 
 ET = ZoneInfo("America/New_York")
 BACKFILL_DAYS = (date(2025, 6, 2), date(2025, 6, 3))
@@ -69,26 +70,12 @@ class World:
 
     def database(self) -> str:
         """A fresh database on the test server; returns its name."""
-        import psycopg2
-
-        name = f"sr_dagrun_{uuid.uuid4().hex[:8]}"
-        conn = psycopg2.connect(self.postgres.url())
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        conn.close()
+        name = db.create_database(self.postgres.url(), prefix="sr_dagrun")
         self.databases.append(name)
         return name
 
     def drop_databases(self) -> None:
-        import psycopg2
-
-        conn = psycopg2.connect(self.postgres.url())
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            for name in self.databases:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
+        db.drop_databases(self.postgres.url(), self.databases)
 
     def url(self, database: str) -> str:
         return self.postgres.url(database)
@@ -169,69 +156,38 @@ def dagrun_world(airflow_db, postgres_server, tmp_path_factory) -> Iterator[Worl
 
 def table_dumps(url: str, dataset: str) -> dict[str, tuple[tuple[str, ...], list[tuple]]]:
     """Every data table of a dataset: (columns, sorted rows), dlt's per-load ids left out."""
-    import psycopg2
     from psycopg2 import sql
 
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
-                "AND table_type = 'BASE TABLE' AND table_name NOT LIKE '\\_dlt%%' ORDER BY 1",
-                (dataset,),
-            )
-            tables = [r[0] for r in cur.fetchall()]
-            out = {}
-            for table in tables:
-                cur.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
-                    "AND table_name = %s ORDER BY column_name",
-                    (dataset, table),
-                )
-                columns = tuple(r[0] for r in cur.fetchall() if r[0] not in IGNORED_COLUMNS)
-                cur.execute(
-                    sql.SQL("SELECT {} FROM {}.{}").format(
-                        sql.SQL(", ").join(map(sql.Identifier, columns)),
-                        sql.Identifier(dataset),
-                        sql.Identifier(table),
-                    )
-                )
-                out[table] = (columns, sorted(cur.fetchall(), key=repr))
-            return out
-    finally:
-        conn.close()
+    tables = db.query(
+        url,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+        "AND table_type = 'BASE TABLE' AND table_name NOT LIKE '\\_dlt%%' ORDER BY 1",
+        (dataset,),
+    )
+    out = {}
+    for (table,) in tables:
+        names = db.query(
+            url,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = %s ORDER BY column_name",
+            (dataset, table),
+        )
+        columns = tuple(name for (name,) in names if name not in IGNORED_COLUMNS)
+        select = sql.SQL("SELECT {} FROM {}.{}").format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(dataset), sql.Identifier(table)
+        )
+        out[table] = (columns, sorted(db.query(url, select), key=repr))
+    return out
 
 
 def destination_state(url: str, dataset: str, pipeline: str) -> dict[str, Any]:
     """The newest state row of a successful load: what a fresh worker restores."""
-    import psycopg2
-    from dlt.common.versioned_state import decompress_state
-
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f'SELECT s.state FROM "{dataset}"._dlt_pipeline_state s JOIN "{dataset}"._dlt_loads l '
-                "ON l.load_id = s._dlt_load_id WHERE s.pipeline_name = %s AND l.status = 0 "
-                "ORDER BY s.version DESC LIMIT 1",
-                (pipeline,),
-            )
-            row = cur.fetchone()
-    finally:
-        conn.close()
-    return decompress_state(row[0]).get("sources", {}) if row else {}
+    return db.destination_state(url, dataset, pipeline)
 
 
 def local_state(dlt_dir: Path, pipeline: str) -> dict[str, Any]:
-    """The state in the pipeline's working folder (what the next run on this worker starts from)."""
-    import dlt
-    from dlt.pipeline.exceptions import CannotRestorePipelineException
-
-    try:
-        attached = dlt.attach(pipeline, pipelines_dir=str(dlt_dir / "pipelines"))
-    except CannotRestorePipelineException:
-        return {}
-    return json.loads(json.dumps(attached.state.get("sources", {}), default=str))
+    """The state in the pipeline's working folder, JSON-normalised to compare across runs."""
+    return json.loads(json.dumps(api.local_state(pipeline, dlt_dir), default=str))
 
 
 def resource_state(state: dict[str, Any], source: str, resource: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from test_checks_support import XComFromSummaries, day
 
 from signalroom import registry
 from signalroom.checks import catalog, sqlfiles
@@ -16,6 +15,7 @@ from signalroom.checks.identifiers import InvalidIdentifier
 from signalroom.checks.scope import InvalidLoadSummary, ResourceRun, horizon_load_id
 from signalroom.registry import ResourceSpec, SourceSpec
 from tests.support import checks_source, db
+from tests.support.checks_source import XComFromSummaries, day
 
 RESOURCE_CHECKS = ["check_loads_completed", "check_no_orphan_rows", "check_unique_key",
                    "check_key_not_null", "check_freshness"]

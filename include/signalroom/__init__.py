@@ -1,5 +1,7 @@
 """SignalRoom's data loads: dlt sources, the registry that names them, and their orchestration.
 
-Import direction: dags -> orchestration -> registry/pipeline/checks; pipeline -> registry ->
-sources (imported lazily by name). Sources never import Airflow.
+Layers (import-linter contracts in pyproject.toml; docs/ARCHITECTURE.md): base <- registry <-
+sources; core (checks, hints, logs, destinations, dltenv, state, pipeline, maintenance) <-
+orchestration <- plugin, CLI, deploy, dags. Sources never import Airflow; the core finds them
+by name through the registry.
 """

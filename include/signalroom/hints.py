@@ -1,9 +1,9 @@
 """Error text -> likely cause and fix: the on-call table of docs/RUNBOOK.md, in one place.
 
 Pure Python (no Airflow, no dlt import) so the alert notifier, the CLI and the tests share it.
-The rows follow /work/shared/spec/operations.md "Errors the on-call sees"; a few rows the table
-lacks (API key refused, API unreachable, missing setting, bad trigger input) sit beside them,
-marked `extra=True`. Order matters: the first matching hint wins, so specific rows come first
+A few rows (API key refused, API unreachable, missing setting, bad trigger input) go beyond the
+platform's original on-call table and are marked `extra=True`. Connection ids and fields come
+from the registry's mapping, never written here. Order matters: the first matching hint wins, so specific rows come first
 (an S3 endpoint that refuses connections is not a database that refuses them).
 """
 
@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from signalroom.registry import source_for_config_key
+from signalroom.registry import REGISTRY, source_for_config_key
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,17 @@ class Hint:
     def text(self) -> str:
         return f"{self.cause} -> {self.fix}"
 
+
+def _connection_field(kwarg: str) -> tuple[str, str]:
+    """("signalroom_everflow / signalroom_redtrack", "password"): the connections that fill a
+    config key and the field that does, as the registry maps them."""
+    specs = [s for s in REGISTRY.values() if s.connection_id and kwarg in s.connection_fields]
+    return " / ".join(str(s.connection_id) for s in specs), specs[0].connection_fields[kwarg]
+
+
+_API_KEY_CONNS, _API_KEY_FIELD = _connection_field("api_key")
+_AWS_CONNS, _AWS_ID_FIELD = _connection_field("aws_access_key_id")
+_AWS_SECRET_FIELD = _connection_field("aws_secret_access_key")[1]
 
 # "HTTP 429", "status 401", "status_code=429": a status code, not any number that happens to match
 _HTTP_STATUS = r"\b(?:http|status|status[_ ]code|response)\W{{0,3}}{code}\b"
@@ -64,7 +75,7 @@ HINTS: tuple[Hint, ...] = (
         "aws_credentials",
         "NoCredentialsError / InvalidAccessKeyId",
         "AWS credentials missing or wrong",
-        "fix the AWS connection signalroom_s3 (login = access key id, password = secret key)",
+        f"fix the AWS connection {_AWS_CONNS} ({_AWS_ID_FIELD} = access key id, {_AWS_SECRET_FIELD} = secret key)",
         (
             r"NoCredentialsError",
             r"InvalidAccessKeyId",
@@ -78,7 +89,7 @@ HINTS: tuple[Hint, ...] = (
         "api_auth",
         "401 / 403 from a source API",
         "the API key is missing, wrong or revoked",
-        "fix the source connection (signalroom_everflow / signalroom_redtrack: password = API key)",
+        f"fix the source connection ({_API_KEY_CONNS}: {_API_KEY_FIELD} = API key)",
         (
             r"ApiAuthError",
             r"\b40[13] Client Error",
@@ -164,7 +175,8 @@ HINTS: tuple[Hint, ...] = (
         "missing_config",
         "a required setting is missing",
         "a source or destination setting (API key, bucket URL, credentials) is not configured",
-        "fill the field named in the error in the source's Airflow connection (or its env var)",
+        "fill the config key named in the error (the alert's 'set in Airflow' line names the "
+        "connection field; outside Airflow its env var)",
         (
             r"ConfigFieldMissingException",
             r"SourceConfigError",

@@ -311,12 +311,7 @@ def _api_kwargs(standin, source: str, **overrides) -> dict:
 
 
 def _pg(url: str) -> DestinationConfig:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:  # dlt wants a password; the trust-auth test server ignores it
-        url = url.replace(f"{parts.username}@", f"{parts.username}:trust@", 1)
-    return DestinationConfig(kind="postgres", postgres_url=url)
+    return DestinationConfig(kind="postgres", postgres_url=db.with_password(url))
 
 
 def _failure(source: str, window: Window, dest: DestinationConfig, resource: str | None = None, **kwargs):
@@ -366,6 +361,18 @@ def test_401_from_the_api(dags, webhook, standin, dlt_data_dir, tmp_path):
     error = _failure("redtrack", ONE_DAY, dest, **_api_kwargs(standin, "redtrack"))
     text = _assert_alert(error, dags, webhook, "redtrack", "api_auth")
     assert "answered 401 (unauthorized)" in text and standin.redtrack_key not in text
+
+
+def test_missing_api_key_alert_names_the_connection_field(dags, webhook, standin, dlt_data_dir, tmp_path,
+                                                          monkeypatch):
+    """The source names only its dlt config key; the alert maps it to the connection field
+    through the registry."""
+    monkeypatch.delenv("SOURCES__REDTRACK__API_KEY", raising=False)
+    dest = DestinationConfig(kind="duckdb", duckdb_path=str(tmp_path / "w.duckdb"))
+    error = _failure("redtrack", ONE_DAY, dest, base_url=standin.url)
+    text = _assert_alert(error, dags, webhook, "redtrack", "missing_config")
+    assert "sources.redtrack.api_key" in text
+    assert "set in Airflow: sources.redtrack.api_key: password of the Airflow connection 'signalroom_redtrack'" in text
 
 
 def test_429_until_the_retries_run_out(dags, webhook, dlt_data_dir, tmp_path, monkeypatch):

@@ -54,3 +54,12 @@ def test_a_source_importing_the_pipeline_breaks_the_layers(tmp_path):
     result = _lint_imports(tree)
     assert result.returncode != 0
     assert "layers: base <- registry <- sources" in result.stdout and "BROKEN" in result.stdout
+
+
+def test_the_plugin_importing_the_dag_factory_breaks_the_contracts(tmp_path):
+    tree = _copy_tree(tmp_path)
+    app = tree / "plugins/signalroom_plugin/web/app.py"
+    app.write_text(app.read_text() + "\nfrom signalroom.orchestration.factory import build_all_dags  # injected\n")
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    assert "the plugin knows sources only through the registry, never the DAG factory BROKEN" in result.stdout

@@ -106,6 +106,9 @@ class SourceSpec:
     secret_fields: tuple[str, ...] = ()
     # static keyword arguments for the source function
     source_kwargs: Mapping[str, object] = field(default_factory=dict)
+    # the source yields one resource per configured item (s3_exports: per prefix); resources
+    # beyond the registered ones follow the first one's contract
+    resources_from_config: bool = False
     # dlt settings for this source's pipelines only ("normalize.workers": 2, ...): applied as
     # env defaults under the pipeline's own section, so other sources never see them
     dlt_config: Mapping[str, object] = field(default_factory=dict)
@@ -220,6 +223,7 @@ REGISTRY: dict[str, SourceSpec] = {
                 "prefixes": "extra.prefixes",
             },
             secret_fields=("aws_secret_access_key",),
+            resources_from_config=True,
             # bench P2: load files of 50k rows (~40 MB) are copied into Postgres in parallel.
             # (normalize.workers > 1 would spawn, not fork, processes under Airflow: no gain.)
             dlt_config={"data_writer.file_max_items": 50_000},
@@ -245,8 +249,8 @@ def resource_contract(source: str, resource: str) -> ResourceSpec:
     """A resource's registered contract; for a source whose resources follow its configuration
     (s3_exports: one per prefix), an unregistered name gets the first resource's contract."""
     spec = get_spec(source)
-    if resource in spec.resource_names:
-        return spec.resource(resource)
+    if resource in spec.resource_names or not spec.resources_from_config:
+        return spec.resource(resource)  # unknown resource of a fixed source: a clear error
     return replace(spec.resources[0], name=resource, table=resource)
 
 

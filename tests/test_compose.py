@@ -209,7 +209,7 @@ def test_init_migrates_and_applies_the_settings_with_the_bundle_loader(services)
     script = "\n".join(init["command"]) if isinstance(init["command"], list) else init["command"]
     assert "set -euo pipefail" in script  # a failing step fails the init, and the stack waits
     assert "airflow db migrate" in script
-    match = re.search(r"python -m (signalroom\.orchestration\.airflow_settings) apply (\S+)", script)
+    match = re.search(r"python -m (signalroom\.deploy\.airflow_settings) apply (\S+)", script)
     assert match, "init must apply airflow_settings.yaml with the bundle's loader"
     module, target = match.groups()
     assert (ROOT / "include" / (module.replace(".", "/") + ".py")).is_file()

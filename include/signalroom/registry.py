@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 from signalroom.base.naming import pipeline_name
 from signalroom.base.window import DEFAULT_TIMEZONE
 
-DEFAULT_CLIENT_ID = "713"
+DEFAULT_CLIENT_ID = "713"  # the `_client_id` stamped on every row unless a source is given another
 
 
 class UnknownSourceError(KeyError):

@@ -17,17 +17,17 @@ import re
 import threading
 import time
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import dlt
 from requests import RequestException
 from requests.adapters import HTTPAdapter
 
-from signalroom.registry import resource_contract
+from signalroom.base.window import last_finished_day
+from signalroom.registry import get_spec, resource_contract
 
 
 class SourceConfigError(ValueError):
@@ -42,21 +42,16 @@ class ApiRequestError(RuntimeError):
     """A request that failed for good (4xx, or 429/5xx after the bounded retries)."""
 
 
-def config_env_var(source: str, key: str) -> str:
-    """dlt's environment variable for `sources.<source>.<key>`."""
-    return f"SOURCES__{source.upper()}__{key.upper()}"
-
-
 def auth_fix(source: str) -> str:
     """What to fix when the API refuses the key: the source's dlt config key, nothing else."""
-    return f"Fix the source's config key sources.{source}.api_key ({config_env_var(source, 'api_key')})."
+    return f"Fix the source's config key sources.{source}.api_key ({get_spec(source).config_env_var('api_key')})."
 
 
 def require_api_key(api_key: str | None, api: str, source: str) -> str:
     if not api_key or not str(api_key).strip():
         raise SourceConfigError(
             f"{api} API key is missing: set the config key sources.{source}.api_key "
-            f"(environment variable {config_env_var(source, 'api_key')}, dlt secrets). "
+            f"(environment variable {get_spec(source).config_env_var('api_key')}, dlt secrets). "
             "No request was made."
         )
     return str(api_key).strip()
@@ -249,11 +244,6 @@ def request_window(cursor: Any, end_date: date, lookback_days: int) -> tuple[dat
     return start, end_date
 
 
-def default_end_date() -> date:
-    """The last finished America/New_York day (used only when no end_date is given)."""
-    return datetime.now(ZoneInfo("America/New_York")).date() - timedelta(days=1)
-
-
 # -- the resource template --------------------------------------------------------------------
 
 # read(api_key, first_day, last_day, dropped) -> pages of table rows; rows it skips are counted
@@ -280,7 +270,7 @@ def date_resource(
     day, inclusive (default: the last finished ET day); `start_date`: first day of a
     backfill, or the first run's start for a scheduled run.
     """
-    end = end_date or default_end_date()
+    end = end_date or last_finished_day()  # only when called without an end_date
     if start_date is not None and start_date > end:
         raise ValueError(f"{source}: start_date {start_date} is after end_date {end}")
     log = logging.getLogger(f"signalroom.sources.{source}")

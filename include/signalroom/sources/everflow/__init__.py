@@ -13,6 +13,7 @@ from typing import Any, Iterator, Optional
 
 import dlt
 
+from signalroom.registry import DEFAULT_CLIENT_ID
 from signalroom.sources._api import date_resource, make_session, normalize_base_url
 from signalroom.sources.everflow import settings
 from signalroom.sources.everflow.helpers import fetch_pages, to_records
@@ -24,7 +25,7 @@ def everflow(
     end_date: Optional[date] = None,
     backfill: bool = False,
     lookback_days: int = 3,
-    client_id: str = "713",
+    client_id: str = DEFAULT_CLIENT_ID,
     api_key: Optional[str] = dlt.secrets.value,
     base_url: str = settings.DEFAULT_BASE_URL,
     page_limit: int = settings.PAGE_LIMIT,

@@ -15,6 +15,7 @@ from typing import Any, Iterator, Optional
 
 import dlt
 
+from signalroom.registry import DEFAULT_CLIENT_ID
 from signalroom.sources._api import (
     date_resource,
     day_range,
@@ -34,7 +35,7 @@ def redtrack(
     end_date: Optional[date] = None,
     backfill: bool = False,
     lookback_days: int = 3,
-    client_id: str = "713",
+    client_id: str = DEFAULT_CLIENT_ID,
     api_key: Optional[str] = dlt.secrets.value,
     base_url: str = settings.DEFAULT_BASE_URL,
     request_interval: float = settings.REQUEST_INTERVAL,

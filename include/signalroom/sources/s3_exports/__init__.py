@@ -17,7 +17,7 @@ import dlt
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
-from signalroom.registry import resource_contract
+from signalroom.registry import DEFAULT_CLIENT_ID, resource_contract
 from signalroom.sources.s3_exports import settings
 from signalroom.sources.s3_exports.helpers import (
     BadExportFileError,
@@ -61,7 +61,7 @@ def s3_exports(
     end_date: Optional[date] = None,
     backfill: bool = False,
     lookback_days: int = 3,
-    client_id: str = settings.DEFAULT_CLIENT_ID,
+    client_id: str = DEFAULT_CLIENT_ID,
     bucket_url: Optional[str] = None,
     prefixes: Union[str, Sequence[str]] = settings.DEFAULT_PREFIXES,
     aws_access_key_id: Optional[str] = None,

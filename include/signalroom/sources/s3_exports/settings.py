@@ -4,7 +4,6 @@ from __future__ import annotations
 
 # One top-level prefix per export kind; configurable as a comma-separated list, blanks ignored.
 DEFAULT_PREFIXES = "orders-create,orders-update,prospects-create"
-DEFAULT_CLIENT_ID = "713"
 
 # Files below a prefix (at any depth) whose name ends with one of these are exports.
 EXPORT_SUFFIXES = (".csv",)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
@@ -36,30 +38,37 @@ def test_the_layer_contracts_hold():
     assert "0 broken" in result.stdout
 
 
-def test_a_source_importing_airflow_breaks_the_contracts(tmp_path):
+def test_the_copy_alone_is_clean(tmp_path):
+    assert _lint_imports(_copy_tree(tmp_path)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "path, injected, broken",
+    [
+        (
+            "include/signalroom/sources/everflow/helpers.py",
+            "import airflow",
+            ["sources, registry and the core know nothing of Airflow BROKEN",
+             "signalroom.sources.everflow.helpers -> airflow"],
+        ),
+        (
+            "include/signalroom/sources/redtrack/helpers.py",
+            "import signalroom.pipeline",
+            ["layers: base <- registry <- sources", "BROKEN"],
+        ),
+        (
+            "plugins/signalroom_plugin/web/app.py",
+            "from signalroom.orchestration.factory import build_all_dags",
+            ["the plugin knows sources only through the registry, never the DAG factory BROKEN"],
+        ),
+    ],
+    ids=["source-imports-airflow", "source-imports-pipeline", "plugin-imports-factory"],
+)
+def test_a_forbidden_import_breaks_the_contracts(tmp_path, path, injected, broken):
     tree = _copy_tree(tmp_path)
-    assert _lint_imports(tree).returncode == 0  # the copy alone is clean
-    helpers = tree / "include/signalroom/sources/everflow/helpers.py"
-    helpers.write_text(helpers.read_text() + "\nimport airflow  # injected by tests/test_layers.py\n")
+    module = tree / path
+    module.write_text(module.read_text() + f"\n{injected}  # injected by tests/test_layers.py\n")
     result = _lint_imports(tree)
     assert result.returncode != 0
-    assert "sources, registry and the core know nothing of Airflow BROKEN" in result.stdout
-    assert "signalroom.sources.everflow.helpers -> airflow" in result.stdout
-
-
-def test_a_source_importing_the_pipeline_breaks_the_layers(tmp_path):
-    tree = _copy_tree(tmp_path)
-    helpers = tree / "include/signalroom/sources/redtrack/helpers.py"
-    helpers.write_text(helpers.read_text() + "\nimport signalroom.pipeline  # injected\n")
-    result = _lint_imports(tree)
-    assert result.returncode != 0
-    assert "layers: base <- registry <- sources" in result.stdout and "BROKEN" in result.stdout
-
-
-def test_the_plugin_importing_the_dag_factory_breaks_the_contracts(tmp_path):
-    tree = _copy_tree(tmp_path)
-    app = tree / "plugins/signalroom_plugin/web/app.py"
-    app.write_text(app.read_text() + "\nfrom signalroom.orchestration.factory import build_all_dags  # injected\n")
-    result = _lint_imports(tree)
-    assert result.returncode != 0
-    assert "the plugin knows sources only through the registry, never the DAG factory BROKEN" in result.stdout
+    for text in broken:
+        assert text in result.stdout

@@ -11,6 +11,7 @@ run's pending package, missing AWS credentials): each produces a real exception 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import uuid
@@ -119,8 +120,10 @@ def test_summary_names_raised_class_and_root_cause():
 def _alert_for(error: BaseException, dag, webhook: WebhookReceiver, source: str) -> str:
     """Post the task-failure alert for `error` as Airflow would after the last retry."""
     webhook.clear()
+    with contextlib.suppress(Exception):  # no metadata DB in some of these tests: no streak either
+        _forget_streak(dag.dag_id)
     notifier = alerts.SignalroomFailureNotifier(source)
-    notifier({"dag": dag, "run_id": "manual__test", "exception": error, "params": {}})
+    notifier({"dag": dag, "run_id": f"manual__test_{uuid.uuid4().hex[:8]}", "exception": error, "params": {}})
     return webhook.wait_for(1, timeout=10)[0]["text"]
 
 
@@ -170,10 +173,18 @@ def test_every_dag_has_failure_callbacks_and_a_deadline(deadline_dags, source, m
             isinstance(cb, alerts.SignalroomFailureNotifier) for cb in _as_list(task.on_failure_callback)
         )
         assert not _as_list(task.on_retry_callback)  # a retry alerts nobody
+    assert any(isinstance(cb, alerts.SignalroomRecoveryNotifier) for cb in _as_list(dag.on_success_callback))
     (deadline,) = dag.deadline
-    assert deadline.reference == DeadlineReference.DAGRUN_QUEUED_AT
-    expected = alerts.deadline_interval(REGISTRY[source].schedule, alerts.deadline_time(source))
+    # not queued-at: clearing a run with a queued-at deadline is HTTP 500 (apache/airflow#70368)
+    assert deadline.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
+    expected = alerts.deadline_span(REGISTRY[source], alerts.deadline_time(source))
     assert deadline.interval == expected
+
+
+def test_deadline_span_counts_from_the_logical_date():
+    """The logical date is the data interval start, a day before the scheduled run starts."""
+    assert alerts.deadline_span(REGISTRY["everflow"], "09:00") == timedelta(hours=30)  # 03:00 + 1 day -> 09:00
+    assert alerts.deadline_span(REGISTRY["s3_exports"], "09:00") == timedelta(hours=27)  # 06:00 + 1 day
 
 
 def test_no_deadline_where_dag_test_runs_it(dags, monkeypatch):
@@ -208,23 +219,26 @@ def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _run_deadline_callback(dag) -> list[dict]:
+def _run_deadline_callback(dag, **run) -> list[dict]:
     """What the triggerer does with a missed deadline: Airflow's CallbackTrigger, fed with the
     callback as the scheduler stores it (serialized DAG) and the context it attaches."""
     from airflow.serialization.serialized_objects import DagSerialization
     from airflow.triggers.callback import CallbackTrigger
 
     stored = DagSerialization.serialize_dag(dag)["deadline"][0]["callback"]["__data__"]
+    deadline_time = run.pop("deadline_time", "2025-01-03T14:00:00+00:00")
     context = {
         "dag_run": {
             "dag_id": dag.dag_id,
             "dag_run_id": "scheduled__2025-01-02T08:00:00+00:00",
             "run_type": "scheduled",
             "state": "running",
+            "logical_date": "2025-01-02T08:00:00+00:00",
             "queued_at": "2025-01-03T08:00:05+00:00",
             "start_date": "2025-01-03T08:00:09+00:00",
+            **run,
         },
-        "deadline": {"id": "0", "deadline_time": "2025-01-03T14:00:05+00:00"},
+        "deadline": {"id": "0", "deadline_time": deadline_time},
     }
     trigger = CallbackTrigger(
         callback_path=stored["path"], callback_kwargs={**stored["kwargs"], "context": context}
@@ -243,6 +257,40 @@ def test_deadline_callback_posts_through_the_triggerer_path(deadline_dags, webho
     text = post["text"]
     assert text.startswith(":alarm_clock: *signalroom_everflow* run not finished by 09:00 ET")
     assert "scheduled__2025-01-02T08:00:00+00:00" in text and "hint [deadline]" in text
+    assert "deadline: 2025-01-03 09:00 ET (the daily 09:00 ET deadline of everflow)" in text
+    assert "see docs/RUNBOOK.md#hint-deadline" in text
+
+
+@pytest.mark.parametrize("state", ["failed", "success"])
+def test_no_deadline_alert_for_a_finished_run(deadline_dags, webhook, state, caplog):
+    with caplog.at_level("INFO"):
+        payloads = _run_deadline_callback(deadline_dags["signalroom_everflow"], state=state)
+    assert payloads[-1]["state"] == "success", payloads
+    assert webhook.posts == []
+    assert f"deadline alert not sent: the run already finished ({state})" in caplog.text
+
+
+def test_deadline_text_of_a_manual_run_states_its_own_deadline(deadline_dags, webhook, monkeypatch):
+    monkeypatch.setenv("SIGNALROOM_RUNBOOK_URL", "https://git.example/signalroom/blob/main/docs/RUNBOOK.md")
+    payloads = _run_deadline_callback(
+        deadline_dags["signalroom_everflow"], dag_run_id="manual__2025-01-05T15:00:00+00:00",
+        run_type="manual", logical_date="2025-01-05T15:00:00+00:00", queued_at="2025-01-05T15:00:01+00:00",
+        deadline_time="2025-01-06T21:00:00+00:00",
+    )
+    assert payloads[-1]["state"] == "success", payloads
+    text = webhook.wait_for(1)[0]["text"]
+    assert text.startswith(":alarm_clock: *signalroom_everflow* manual run not finished by 2025-01-06 16:00 ET")
+    assert "deadline: 2025-01-06 16:00 ET = logical date 2025-01-05 10:00 ET + 1 day, 6:00:00" in text
+    assert "09:00 ET" not in text.splitlines()[0]
+    assert "see https://git.example/signalroom/blob/main/docs/RUNBOOK.md#hint-deadline" in text
+
+
+def test_no_deadline_alert_for_a_backfill_queued_after_its_deadline(deadline_dags, webhook):
+    payloads = _run_deadline_callback(
+        deadline_dags["signalroom_everflow"], run_type="backfill", queued_at="2025-03-01T12:00:00+00:00",
+    )
+    assert payloads[-1]["state"] == "success", payloads
+    assert webhook.posts == []
 
 
 def test_deadline_callback_is_silent_without_a_connection(deadline_dags, monkeypatch):
@@ -256,24 +304,77 @@ def test_deadline_callback_is_silent_without_a_connection(deadline_dags, monkeyp
 # -- full DAG runs: Airflow fires the callbacks ---------------------------------------------
 
 
+def _forget_streak(dag_id: str) -> None:
+    from airflow.models.variable import Variable
+
+    from signalroom.orchestration.alert_streaks import variable_key
+
+    Variable.delete(variable_key(dag_id))
+
+
 @pytest.mark.slow
-def test_dag_run_with_invalid_input_alerts_task_and_run(airflow_db, dags, webhook):
-    """A real `dag.test()`: the plan task rejects the trigger form; both callbacks post."""
+def test_dag_run_with_invalid_input_posts_one_alert(airflow_db, dags, webhook):
+    """A real `dag.test()`: the plan task rejects the trigger form; the task alert is the run's
+    one message (the run-level callback fires too and stays silent)."""
     dag = dags["signalroom_everflow"]
-    run = dag.test(run_conf={"start_date": "2025-02-30", "end_date": "2025-03-01"})
+    _forget_streak(dag.dag_id)
+    run = dag.test(run_conf={"start_date": "2025-03-02", "end_date": "2025-03-01"})
     assert run.state == "failed"
-    task_alert, run_alert = webhook.wait_for(2)
+    (task_alert,) = webhook.wait_for(1)
+    assert len(webhook.posts) == 1, webhook.texts()
     assert task_alert["text"].startswith(":red_circle: *signalroom_everflow* task `plan` failed")
     assert _hint_key(task_alert["text"]) == "invalid_params"
-    assert "start_date='2025-02-30' is not a date" in task_alert["text"]
+    assert "end_date=2025-03-01 is before start_date=2025-03-02: swap them" in task_alert["text"]
     assert "window: not resolved: invalid trigger input" in task_alert["text"]
     assert f"run: `{run.run_id}`" in task_alert["text"]
     assert "try: 1 of 1" in task_alert["text"]
     assert re.search(
         r"^log: http\S+/dags/signalroom_everflow/runs/\S+/tasks/plan\?try_number=1$", task_alert["text"], re.M
     )
-    assert run_alert["text"].startswith(":red_circle: *signalroom_everflow* run failed (task_failure)")
-    assert "task: `plan`" in run_alert["text"]
+    _forget_streak(dag.dag_id)
+
+
+@pytest.mark.slow
+def test_repeats_are_counted_and_recovery_posts_one_line(
+    airflow_db, dags, webhook, standin, pg_database, dlt_data_dir, monkeypatch
+):
+    """Real DAG runs: a failing run posts exactly one alert, five repeats of the same error
+    within the window post nothing until the streak ends, then one follow-up with count 5, and
+    the next success one "recovered" line."""
+    from tools.localenv import airflow_connection_env
+
+    dag = dags["signalroom_redtrack"]
+    _forget_streak(dag.dag_id)
+    monkeypatch.setenv("SIGNALROOM_ALERT_REPEAT_MINUTES", "60")
+    for key, value in {
+        **db.warehouse_connection_env(pg_database),
+        **airflow_connection_env("signalroom_redtrack", {
+            "conn_type": "http", "host": standin.url, "password": standin.redtrack_key}),
+    }.items():
+        monkeypatch.setenv(key, value)
+    bad = {"start_date": "2025-01-05", "end_date": "2025-01-01"}  # end before start: plan fails
+
+    first = dag.test(run_conf=bad)
+    assert first.state == "failed"
+    assert len(webhook.posts) == 1, webhook.texts()
+    assert webhook.texts()[0].startswith(":red_circle: *signalroom_redtrack* task `plan` failed")
+    for _ in range(5):
+        assert dag.test(run_conf=bad).state == "failed"
+    assert len(webhook.posts) == 1, webhook.texts()  # counted, not posted
+
+    ok = dag.test(run_conf={"start_date": "2025-01-02", "end_date": "2025-01-02"},
+                  mark_success_pattern=r"(\.check_|^dag_checks\.)")
+    assert ok.state == "success"
+    followup, recovered = webhook.texts()[1:]
+    assert len(webhook.posts) == 3, webhook.texts()
+    assert followup.startswith(":repeat: *signalroom_redtrack* same error in 5 more failed runs since ")
+    assert "task `plan`: InvalidRunParams" in followup
+    assert recovered.startswith(
+        f":large_green_circle: *signalroom_redtrack* recovered: run `{ok.run_id}` succeeded after 6 failed runs"
+    )
+    from signalroom.orchestration.alert_streaks import load_streak
+
+    assert load_streak(dag.dag_id) is None  # the streak is closed
 
 
 @pytest.mark.slow
@@ -449,3 +550,43 @@ def test_missing_aws_credentials(dags, webhook, dlt_data_dir, tmp_path, monkeypa
 
 def _sql(dest: DestinationConfig, statement: str) -> None:
     db.query(dest.postgres_url, statement)
+
+
+# -- quiet alerts: the streak rules (pure) -----------------------------------------------------
+
+
+def test_streak_rules():
+    from datetime import datetime, timezone
+
+    from signalroom.orchestration.alert_streaks import decide_failure, decide_success
+
+    t0 = datetime(2025, 1, 6, 8, tzinfo=timezone.utc)
+    window = timedelta(hours=1)
+
+    def fail(streak, run, minutes, sig="load|api_auth|HTTPError|HTTPError"):
+        return decide_failure(streak, signature=sig, summary="task `load`: HTTPError: 401", run_id=run,
+                              now=t0 + timedelta(minutes=minutes), window=window)
+
+    posts, s = fail(None, "r1", 0)
+    assert [p.kind for p in posts] == ["alert"]
+    assert fail(s, "r1", 1)[0] == []  # a second failed task of the same run: the run has its message
+    posts, s = fail(s, "r2", 10)
+    assert posts == [] and s.repeats == 1
+    posts, s = fail(s, "r3", 70)  # the first repeat after the window: one follow-up, this one counted
+    assert [(p.kind, p.count) for p in posts] == [("followup", 2)] and s.repeats == 0
+    posts, s = fail(s, "r4", 75)
+    posts, s = fail(s, "r5", 80, sig="load|duplicate_key|UniqueViolation|UniqueViolation")  # another error
+    assert [(p.kind, p.count) for p in posts] == [("followup", 1), ("alert", 0)]
+    assert s.failed_runs == 5 and s.first_failure == t0.isoformat()
+    assert [(p.kind, p.failed_runs) for p in decide_success(s)] == [("recovered", 5)]
+    assert decide_success(None) == []
+
+
+def test_repeat_window_setting(monkeypatch):
+    from signalroom.orchestration.alert_streaks import repeat_window
+
+    monkeypatch.delenv("SIGNALROOM_ALERT_REPEAT_MINUTES", raising=False)
+    assert repeat_window() == timedelta(hours=12)
+    monkeypatch.setenv("SIGNALROOM_ALERT_REPEAT_MINUTES", "soon")
+    with pytest.raises(ValueError, match=r"SIGNALROOM_ALERT_REPEAT_MINUTES='soon' is not a number of minutes"):
+        repeat_window()

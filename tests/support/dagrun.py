@@ -347,19 +347,24 @@ def _wait_http(url: str, proc: Any, timeout: float) -> None:
 
 
 @contextmanager
-def airflow_scheduler(env: dict[str, str], log_dir: Path) -> Iterator[Any]:
+def airflow_scheduler(
+    env: dict[str, str], log_dir: Path, *, apps: str = "execution", services: tuple[str, ...] = ("scheduler",),
+    port: int | None = None,
+) -> Iterator[Any]:
     """A real scheduler (LocalExecutor, 2 workers) on the session's metadata DB and the
     execution API its task processes report to; stopped (their process groups) on exit.
 
     The API server starts at once (it takes the longest); the body prepares the runs, then
-    calls the yielded `start()` to start the scheduler once the API answers."""
+    calls the yielded `start(**env)` to start the scheduler (and any other `services`, e.g.
+    "dag-processor", "triggerer", with `env` added) once the API answers. `apps="all"` serves
+    the public REST API and UI too (on `port`)."""
     import signal
     import subprocess
     import sys
 
     from tools.standins.postgres import free_port
 
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         **env,
@@ -382,12 +387,14 @@ def airflow_scheduler(env: dict[str, str], log_dir: Path) -> Iterator[Any]:
         procs.append(proc)
         return proc
 
-    def start() -> None:
+    def start(**more_env: str) -> None:
         _wait_http(f"http://127.0.0.1:{port}/execution/health", api, timeout=180)
-        spawn("scheduler", "scheduler")
+        env.update(more_env)
+        for service in services:
+            spawn(service, service)
 
     try:
-        api = spawn("api-server", "api-server", "--apps", "execution", "-H", "127.0.0.1", "-p", str(port))
+        api = spawn("api-server", "api-server", "--apps", apps, "-H", "127.0.0.1", "-p", str(port))
         yield start
     finally:
         for proc in reversed(procs):

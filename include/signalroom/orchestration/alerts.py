@@ -1,11 +1,16 @@
-"""Failure and deadline alerts to a Slack incoming webhook (Airflow connection `signalroom_slack`).
+"""Failure, recovery and deadline alerts to a Slack incoming webhook (connection `signalroom_slack`).
 
 Delivery is the Slack provider's `SlackWebhookNotifier` (connection format, retries, the
 post), built when a callback fires: importing the provider costs ~0.3 s, which every DAG
 parse would pay otherwise. What we add: the message (DAG, task, run, try, window, error class
 and first line, a hint from `signalroom.hints`, the log URL) and silence when the connection
-does not exist, so a bundle without Slack runs without noise. Parse-time cheap: nothing here
+does not exist, so a bundle without Slack runs without noise; and quiet: one message per failed
+run, repeats counted, one "recovered" line (`alert_streaks`). Parse-time cheap: nothing here
 touches a connection, dlt, the Slack provider or the database until a callback fires.
+
+Links: log and run links are built on Airflow's `[api] base_url` (AIRFLOW__API__BASE_URL: set it
+to the URL people open the UI at); runbook links on SIGNALROOM_RUNBOOK_URL (default the
+repository path `docs/RUNBOOK.md`; e.g. the file's URL in your Git host).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import os
 import re
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -31,6 +36,8 @@ from signalroom.registry import SourceSpec, get_spec
 log = logging.getLogger("signalroom.alerts")
 
 SLACK_CONN_ID = "signalroom_slack"
+ENV_RUNBOOK_URL = "SIGNALROOM_RUNBOOK_URL"  # where docs/RUNBOOK.md is read; anchors appended
+DEFAULT_RUNBOOK_URL = "docs/RUNBOOK.md"
 ENV_DEADLINE = "SIGNALROOM_DEADLINE_ET"  # "HH:MM" (ET) for every source, or "off"
 DEFAULT_DEADLINE = "09:00"
 
@@ -68,6 +75,12 @@ def _window_text(source: str, context: Mapping[str, Any]) -> str:
     except Exception as exc:  # an alert must still go out
         return f"not resolved ({type(exc).__name__})"
     return RunPlan.from_dict(plan).window.describe()
+
+
+def runbook_link(anchor: str) -> str:
+    """`<SIGNALROOM_RUNBOOK_URL>#<anchor>` (default: the repository path docs/RUNBOOK.md)."""
+    base = (os.environ.get(ENV_RUNBOOK_URL) or DEFAULT_RUNBOOK_URL).strip().split("#")[0]
+    return f"{base}#{anchor}"
 
 
 def _run_url(dag_id: str, run_id: str) -> str:
@@ -111,7 +124,7 @@ def failure_message(source: str, context: Mapping[str, Any], *, dag_level: bool 
         )
     if hint is not None:
         lines.append(f"hint [{hint.key}]: {hint.cause} -> {hint.fix}")
-        lines.append(f"runbook: {hint.runbook_anchor}")
+        lines.append(f"runbook: {runbook_link(hint.runbook_anchor.split('#', 1)[1])}")
     if error:  # sources name only their dlt config keys; the registry knows the connection field
         chain = exception_chain(error) if isinstance(error, BaseException) else (error,)
         for location in config_locations("\n".join(str(e) for e in chain)):
@@ -147,8 +160,65 @@ class _TextNotifier(BaseNotifier):
         return None
 
 
+def failure_signature(context: Mapping[str, Any], *, dag_level: bool = False) -> tuple[str, str]:
+    """(signature, summary line) of a failure: the same task failing with the same error class and
+    hint is "the same error" (messages differ in ids and times; classes and hints do not)."""
+    ti = context.get("ti") or context.get("task_instance")
+    error = context.get("exception")
+    if dag_level:
+        reason = context.get("reason") or "failed"
+        return f"run|{reason}", f"run failed ({reason})"
+    task_id = getattr(ti, "task_id", "?")
+    if isinstance(error, BaseException):
+        summary = summarize_error(error)
+        hint = match_hint(error)
+        return f"{task_id}|{hint.key}|{summary.error_class}|{summary.root_class}", (
+            f"task `{task_id}`: {_redact(summary.describe())}"
+        )
+    text = str(error).splitlines()[0] if error else "no error recorded"
+    hint = match_hint(text)
+    return f"{task_id}|{hint.key}|{re.sub(r'[0-9]+', '#', text)[:200]}", f"task `{task_id}`: {_redact(text)}"
+
+
+def _et(stamp: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    moment = datetime.fromisoformat(stamp).astimezone(ZoneInfo("America/New_York"))
+    return moment.strftime("%Y-%m-%d %H:%M ET")
+
+
+def followup_message(dag_id: str, run_id: str, post) -> str:
+    runs = f"{post.count} more failed run{'s' if post.count != 1 else ''}"
+    return _redact(
+        f":repeat: *{dag_id}* same error in {runs} since {_et(post.since)} (last: `{run_id}`)\n"
+        f"{post.summary}"
+    )
+
+
+def recovered_message(dag_id: str, run_id: str, post) -> str:
+    runs = f"{post.failed_runs} failed run{'s' if post.failed_runs != 1 else ''}"
+    return _redact(
+        f":large_green_circle: *{dag_id}* recovered: run `{run_id}` succeeded after {runs} "
+        f"since {_et(post.since)}"
+    )
+
+
+def _dag_id(context: Mapping[str, Any]) -> str:
+    ti = context.get("ti") or context.get("task_instance")
+    return getattr(context.get("dag"), "dag_id", None) or getattr(ti, "dag_id", "?")
+
+
+def _run_id(context: Mapping[str, Any]) -> str:
+    ti = context.get("ti") or context.get("task_instance")
+    return context.get("run_id") or getattr(ti, "run_id", "?")
+
+
 class SignalroomFailureNotifier(_TextNotifier):
-    """`on_failure_callback` for tasks (after the last retry) and DAG runs of one source."""
+    """`on_failure_callback` for tasks (after the last retry) and DAG runs of one source.
+
+    One message per failed run: the first failed task posts (it has the error); the run-level
+    callback posts only when no task did (run timed out, tasks deadlocked). Repeats are counted
+    (`alert_streaks`)."""
 
     def __init__(
         self, source: str, *, dag_level: bool = False, slack_webhook_conn_id: str = SLACK_CONN_ID, **kwargs
@@ -159,28 +229,127 @@ class SignalroomFailureNotifier(_TextNotifier):
         self.slack_webhook_conn_id = slack_webhook_conn_id
 
     def notify(self, context):
+        from signalroom.orchestration import alert_streaks
+
         if not connection_exists(self.slack_webhook_conn_id):
             log.info("no connection %r: failure alert not sent", self.slack_webhook_conn_id)
             return
-        text = failure_message(self.source, context, dag_level=self.dag_level)
-        _slack(self.slack_webhook_conn_id, text).notify(context)
-        log.info("failure alert sent to %r", self.slack_webhook_conn_id)
+        dag_id, run_id = _dag_id(context), _run_id(context)
+        signature, summary = failure_signature(context, dag_level=self.dag_level)
+        try:
+            streak = alert_streaks.load_streak(dag_id)
+            posts, new = alert_streaks.decide_failure(
+                streak, signature=signature, summary=summary, run_id=run_id,
+                now=datetime.now(timezone.utc), window=alert_streaks.repeat_window(),
+            )
+            if new != streak:
+                alert_streaks.save_streak(dag_id, new)
+        except Exception as exc:  # the streak only quiets alerts: never lose one over it
+            log.warning("alert streak not read/saved (%s: %s): posting the alert", type(exc).__name__, exc)
+            streak, new, posts = None, None, [alert_streaks.Post("alert")]
+        if not posts:
+            why = "this run's alert is posted already" if streak and streak.alerted_run == run_id else (
+                f"same error as the last alert, counted ({new.repeats} since {new.window_start})"
+            )
+            log.info("failure alert not sent: %s", why)
+            return
+        for post in posts:
+            if post.kind == "alert":
+                text = failure_message(self.source, context, dag_level=self.dag_level)
+            else:
+                text = followup_message(dag_id, run_id, post)
+            _slack(self.slack_webhook_conn_id, text).notify(context)
+            log.info("%s sent to %r", "failure alert" if post.kind == "alert" else "follow-up",
+                     self.slack_webhook_conn_id)
+
+
+class SignalroomRecoveryNotifier(_TextNotifier):
+    """DAG `on_success_callback`: one "recovered" line after failures (and the repeat count)."""
+
+    def __init__(self, source: str, *, slack_webhook_conn_id: str = SLACK_CONN_ID, **kwargs):
+        super().__init__(**kwargs)
+        self.source = source
+        self.slack_webhook_conn_id = slack_webhook_conn_id
+
+    def notify(self, context):
+        from signalroom.orchestration import alert_streaks
+
+        if not connection_exists(self.slack_webhook_conn_id):
+            return
+        dag_id, run_id = _dag_id(context), _run_id(context)
+        try:
+            streak = alert_streaks.load_streak(dag_id)
+            if streak is None:
+                return
+            alert_streaks.save_streak(dag_id, None)
+        except Exception as exc:
+            log.warning("alert streak not read/cleared (%s: %s): no recovery line", type(exc).__name__, exc)
+            return
+        for post in alert_streaks.decide_success(streak):
+            maker = recovered_message if post.kind == "recovered" else followup_message
+            _slack(self.slack_webhook_conn_id, maker(dag_id, run_id, post)).notify(context)
+        log.info("recovery sent to %r", self.slack_webhook_conn_id)
+
+
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str) and value:
+        try:
+            return _moment(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+def _et_moment(moment: datetime | None) -> str:
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M ET") if moment else "?"
+
+
+def deadline_applies(context: Mapping[str, Any]) -> str | None:
+    """None when the deadline alert should go out; otherwise why not. A run that finished (failed
+    or succeeded) is not late: its failure has its own alert. A manual/backfill run queued after
+    its deadline (an old logical date) was started late on purpose."""
+    dag_run = context.get("dag_run") or {}
+    state = str(dag_run.get("state") or "")
+    if state in ("success", "failed"):
+        return f"the run already finished ({state})"
+    deadline = _moment((context.get("deadline") or {}).get("deadline_time"))
+    queued = _moment(dag_run.get("queued_at"))
+    if dag_run.get("run_type") != "scheduled" and deadline and queued and queued >= deadline:
+        return f"the {dag_run.get('run_type')} run was queued after its deadline"
+    return None
 
 
 def deadline_message(source: str, deadline_et: str, context: Mapping[str, Any]) -> str:
-    """Text for a run still unfinished at its deadline (context as the scheduler builds it)."""
+    """Text for a run still unfinished at its deadline (context as the scheduler builds it),
+    stating the deadline that applied to this run."""
     dag_run = context.get("dag_run") or {}
-    deadline = context.get("deadline") or {}
+    deadline = _moment((context.get("deadline") or {}).get("deadline_time"))
     dag_id = dag_run.get("dag_id", "?")
     run_id = dag_run.get("dag_run_id") or dag_run.get("run_id", "?")
+    run_type = dag_run.get("run_type", "?")
+    if run_type == "scheduled":
+        head = f"run not finished by {deadline_et} ET"
+        rule = f"deadline: {_et_moment(deadline)} (the daily {deadline_et} ET deadline of {source})"
+    else:
+        logical = _moment(dag_run.get("logical_date"))
+        head = f"{run_type} run not finished by {_et_moment(deadline)}"
+        span = (deadline - logical) if deadline and logical else None
+        rule = (
+            f"deadline: {_et_moment(deadline)} = logical date {_et_moment(logical)} + {span} "
+            f"(the span a scheduled run gets to reach {deadline_et} ET)"
+        )
     lines = [
-        f":alarm_clock: *{dag_id}* run not finished by {deadline_et} ET",
-        f"run: `{run_id}` ({dag_run.get('run_type', '?')}), state {dag_run.get('state', '?')}, "
+        f":alarm_clock: *{dag_id}* {head}",
+        f"run: `{run_id}` ({run_type}), state {dag_run.get('state', '?')}, "
         f"queued {dag_run.get('queued_at', '?')}, started {dag_run.get('start_date') or 'not yet'}",
-        f"deadline: {deadline.get('deadline_time', '?')} (source {source})",
+        rule,
         "hint [deadline]: a load is slow, stuck on a rate limit, or waiting for a worker -> open the "
         "run, read the running task's log (progress lines every few seconds); see "
-        "docs/RUNBOOK.md#hint-deadline",
+        f"{runbook_link('hint-deadline')}",
         f"run: {_run_url(dag_id, run_id)}",
     ]
     return _redact("\n".join(lines))
@@ -202,6 +371,9 @@ class SignalroomDeadlineNotifier(_TextNotifier):
         self.slack_webhook_conn_id = slack_webhook_conn_id
 
     async def async_notify(self, context):
+        if (why := deadline_applies(context)) is not None:
+            log.info("deadline alert not sent: %s", why)
+            return
         if not await aconnection_exists(self.slack_webhook_conn_id):
             log.info("no connection %r: deadline alert not sent", self.slack_webhook_conn_id)
             return
@@ -209,6 +381,9 @@ class SignalroomDeadlineNotifier(_TextNotifier):
         await _slack(self.slack_webhook_conn_id, text).async_notify(context)
 
     def notify(self, context):  # a sync runner (e.g. an executor callback) gets the same message
+        if (why := deadline_applies(context)) is not None:
+            log.info("deadline alert not sent: %s", why)
+            return
         if not connection_exists(self.slack_webhook_conn_id):
             log.info("no connection %r: deadline alert not sent", self.slack_webhook_conn_id)
             return
@@ -258,20 +433,35 @@ def _under_dags_test() -> bool:
     return sys.argv[1:3] == ["dags", "test"]
 
 
+def deadline_span(spec: SourceSpec, deadline_et: str) -> timedelta | None:
+    """Time from a scheduled run's logical date to its deadline. The timetable's logical date is
+    its data interval start, one day before the run starts (the interval end, the cron time);
+    the deadline is the first `deadline_et` after that start."""
+    interval = deadline_interval(spec.schedule, deadline_et)
+    return None if interval is None else timedelta(days=1) + interval
+
+
 def deadline_alert(spec: SourceSpec):
-    """Airflow 3 DeadlineAlert: the run must finish by `deadline_time` ET, counted from when the
-    run was queued (a scheduled run is queued at its cron time; a manual one gets the same span).
-    The span is fixed wall-clock time, so it is exact except across a DST switch between the
-    scheduled start and the deadline (02:00 ET, before any schedule here)."""
+    """Airflow 3 DeadlineAlert: the run must finish by `deadline_time` ET.
+
+    Counted from the run's logical date, not from when it was queued: clearing a task of a run
+    with a queued-at deadline answers HTTP 500 in Airflow 3.3 (apache/airflow#70368: the clear
+    recalculates queued-at deadlines with the stored interval, a dict, as seconds), which broke
+    the runbook's first step; logical-date deadlines are not recalculated, so clearing works.
+    The logical date is also the better reference: a scheduled run's deadline is its day's
+    `deadline_time` ET whenever it was queued. Exact except on the two DST-switch days (a fixed
+    span: one hour off). Runs with no logical date (REST triggers without one) get no deadline;
+    manual/backfill runs with one get the same span from it, and `deadline_applies` drops the
+    alert of those queued after their deadline and of every run already finished."""
     deadline_et = deadline_time(spec.name)
     if deadline_et is None or _under_dags_test():
         return None
-    interval = deadline_interval(spec.schedule, deadline_et)
-    if interval is None:
+    span = deadline_span(spec, deadline_et)
+    if span is None:
         return None
     return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=interval,
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=span,
         callback=AsyncCallback(
             SignalroomDeadlineNotifier,
             kwargs={"source": spec.name, "deadline_et": deadline_et, "slack_webhook_conn_id": SLACK_CONN_ID},
@@ -281,8 +471,12 @@ def deadline_alert(spec: SourceSpec):
 
 
 def dag_callbacks(spec: SourceSpec) -> dict[str, Any]:
-    """DAG arguments: failure alert for the run, deadline alert (when the schedule is daily)."""
-    args: dict[str, Any] = {"on_failure_callback": SignalroomFailureNotifier(spec.name, dag_level=True)}
+    """DAG arguments: failure alert for the run (when no task posted one), recovery line,
+    deadline alert (when the schedule is daily)."""
+    args: dict[str, Any] = {
+        "on_failure_callback": SignalroomFailureNotifier(spec.name, dag_level=True),
+        "on_success_callback": SignalroomRecoveryNotifier(spec.name),
+    }
     deadline = deadline_alert(spec)
     if deadline is not None:
         args["deadline"] = deadline

@@ -111,3 +111,20 @@ def test_dag_runs_never_overlap_per_pipeline(serialized_dags, source):
     for resource in spec.resource_names:
         # Airflow backfill runs are not bound by max_active_runs: the load task itself is
         assert dag.get_task(f"{resource}.load").max_active_tis_per_dag == 1
+
+
+def test_dag_description_states_the_schedule_in_et(serialized_dags):
+    """The UI shows the cron against UTC; the description says when the run starts in ET."""
+    from dataclasses import replace
+
+    from signalroom.orchestration.schedules import describe_schedule
+
+    assert describe_schedule(REGISTRY["everflow"]) == "daily at 03:00 ET"
+    assert describe_schedule(REGISTRY["s3_exports"]) == "daily at 06:00 ET"
+    assert describe_schedule(replace(REGISTRY["everflow"], schedule="30 7-18 * * 1-5")) == (
+        "cron `30 7-18 * * 1-5` in America/New_York"
+    )
+    for source, spec in REGISTRY.items():
+        description = serialized_dags[f"signalroom_{source}"].description
+        assert description.startswith(spec.description)
+        assert description.endswith(f"Runs {describe_schedule(spec)}.")

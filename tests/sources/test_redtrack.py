@@ -144,6 +144,8 @@ def test_scheduled_runs_load_the_lookback_and_update_restated_days(kind, standin
     conversions = [v[3] for v in loaded.values()]
     assert 0 in conversions and None in conversions
     assert "dropped 1 rows: 1 empty source id" in caplog.text
+    # kept + dropped = read: "N kept, M dropped of T read"
+    assert f"{len(truth)} kept, 1 dropped of {len(truth) + 1} read" in caplog.text
     assert all(re.fullmatch(r"[0-9a-f]{24}", k[1]) for k in loaded)
     assert query(dest, "SELECT DISTINCT _client_id FROM redtrack.daily_spend") == [("713",)]
     types = column_types(dest, "redtrack", "daily_spend")

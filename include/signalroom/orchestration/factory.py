@@ -14,7 +14,7 @@ from airflow.sdk import DAG, TaskGroup, task
 from signalroom.base.naming import START_DATE, dag_id_for
 from signalroom.orchestration import alerts, checks, tasks
 from signalroom.orchestration.params import dag_params
-from signalroom.orchestration.schedules import timetable_for
+from signalroom.orchestration.schedules import describe_schedule, timetable_for
 from signalroom.registry import REGISTRY, SourceSpec
 
 
@@ -44,11 +44,11 @@ def _doc_md(spec: SourceSpec) -> str:
     )
     return (
         f"### {spec.name}\n\n{spec.description}\n\n"
-        f"Source `{spec.ref}`, dataset `{spec.dataset_name}`, schedule `{spec.schedule}` "
-        f"({spec.timezone}), look-back {spec.lookback_days} days.\n\n"
+        f"Source `{spec.ref}`, dataset `{spec.dataset_name}`, runs {describe_schedule(spec)} "
+        f"(cron `{spec.schedule}` in {spec.timezone}), look-back {spec.lookback_days} days.\n\n"
         "| resource | table | disposition | key |\n|---|---|---|---|\n"
         f"{rows}\n\n"
-        "Backfill: trigger with `start_date` and `end_date` (ET days, inclusive). "
+        "A date range: trigger with `start_date` and `end_date` (ET days, inclusive). "
         "See the README's runbook."
     )
 
@@ -56,7 +56,7 @@ def _doc_md(spec: SourceSpec) -> str:
 def build_dag(spec: SourceSpec) -> DAG:
     with DAG(
         dag_id=dag_id_for(spec.name),
-        description=spec.description,
+        description=f"{spec.description} Runs {describe_schedule(spec)}.",
         doc_md=_doc_md(spec),
         schedule=timetable_for(spec),
         start_date=START_DATE,

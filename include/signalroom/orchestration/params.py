@@ -6,9 +6,14 @@ the selected resources, or fails with a message naming the field and the fix.
 
 Where validation happens is deliberate: Airflow checks Param JSON schemas when a run is
 *created*, and its messages ("'x' is not a 'date'") neither name the fix nor reach the run's
-log. So the schemas below only describe types the form renders (text fields, a multi-select
-fed by `examples` rather than a strict `enum`, a checkbox); every rule about the values is
-checked here, in the first task, before anything is extracted.
+log. So the schemas below only describe what the form renders: date pickers (`format: date`:
+the one rule left to Airflow, which refuses a non-date string when a run is triggered through
+REST or the CLI, naming the param), a multi-select fed by `examples` rather than a strict
+`enum`, a checkbox. Every rule about the values (dates included, for runs created without
+Airflow's check) is checked here, in the first task, before anything is extracted.
+
+The form's section is "Date range (optional)", not "Backfill": Airflow's trigger dialog has
+its own "Backfill" option (one run per interval), which is a different thing.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from signalroom.base.window import Window
 from signalroom.registry import SourceSpec
 
 PARAM_NAMES = ("start_date", "end_date", "resources", "dry_run")
+FORM_SECTION = "Date range (optional)"  # not "Backfill": Airflow's dialog has its own Backfill option
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 # Airflow run types (DagRunType values) as they reach the task context
@@ -42,20 +48,22 @@ def dag_params(spec: SourceSpec) -> dict[str, Param]:
         "start_date": Param(
             None,
             type=["null", "string"],
-            title="Backfill start date (ET)",
+            format="date",
+            title="Start date (ET day)",
             description="First America/New_York day to load, YYYY-MM-DD. Leave empty for a "
             "normal run: new data since the last load plus the look-back "
             f"({spec.lookback_days} days).",
-            section="Backfill",
+            section=FORM_SECTION,
         ),
         "end_date": Param(
             None,
             type=["null", "string"],
-            title="Backfill end date (ET, inclusive)",
+            format="date",
+            title="End date (ET day, inclusive)",
             description="Last America/New_York day to load, YYYY-MM-DD; a finished day (before "
             f"today in ET). Required with start_date; at most {spec.max_backfill_days} days "
-            "after it. A backfill loads exactly this range and leaves the scheduled cursor alone.",
-            section="Backfill",
+            "after it. A date-range run loads exactly this range and leaves the scheduled cursor alone.",
+            section=FORM_SECTION,
         ),
         "resources": Param(
             resources,

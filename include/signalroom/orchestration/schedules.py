@@ -61,6 +61,16 @@ def check_dst_safe(cron: str, tz: str) -> None:
         )
 
 
+def describe_schedule(spec: SourceSpec) -> str:
+    """The schedule in the source's own clock, for the DAG's description (the UI shows the cron
+    against UTC): "daily at 03:00 ET" for a once-a-day cron, else the cron and its timezone."""
+    fields = spec.schedule.split()
+    if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit() and fields[2:] == ["*", "*", "*"]:
+        zone = "ET" if spec.timezone == "America/New_York" else spec.timezone
+        return f"daily at {int(fields[1]):02d}:{int(fields[0]):02d} {zone}"
+    return f"cron `{spec.schedule}` in {spec.timezone}"
+
+
 def timetable_for(spec: SourceSpec) -> CronDataIntervalTimetable:
     """The source's daily (or other cron) timetable with real data intervals, in its timezone."""
     check_dst_safe(spec.schedule, spec.timezone)

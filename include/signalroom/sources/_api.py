@@ -292,7 +292,10 @@ def date_resource(
             loaded += len(records)
             if records:
                 yield records
-        log.info("%s %s..%s: %d rows read, %d dropped", source, start, stop, loaded, sum(dropped.values()))
+        log.info(
+            "%s %s..%s: %d kept, %d dropped of %d read",
+            source, start, stop, loaded, sum(dropped.values()), loaded + sum(dropped.values()),
+        )
         if dropped:
             log.warning(
                 "%s %s..%s: dropped %d rows: %s; they are not loaded",

@@ -365,8 +365,12 @@ def test_repeats_are_counted_and_recovery_posts_one_line(
     ok = dag.test(run_conf={"start_date": "2025-01-02", "end_date": "2025-01-02"},
                   mark_success_pattern=r"(\.check_|^dag_checks\.)")
     assert ok.state == "success"
-    followup, recovered = webhook.texts()[1:]
-    assert len(webhook.posts) == 3, webhook.texts()
+    # the load task's notice first (the first load into this database creates the table), then
+    # the run's end: the count of the repeats, the recovery
+    notice, followup, recovered = webhook.texts()[1:]
+    assert len(webhook.posts) == 4, webhook.texts()
+    assert notice.startswith(":large_blue_circle: *signalroom_redtrack* schema change in `redtrack__daily_spend`")
+    assert "- new table daily_spend (" in notice
     assert followup.startswith(":repeat: *signalroom_redtrack* same error in 5 more failed runs since ")
     assert "task `plan`: InvalidRunParams" in followup
     assert recovered.startswith(

@@ -17,6 +17,7 @@ import logging
 import os
 from typing import Any, Mapping
 
+from signalroom.base.schema_changes import describe as describe_schema_changes
 from signalroom.base.summary import LoadSummary
 
 DLT_LOGGER = "dlt"
@@ -130,6 +131,7 @@ def summary_lines(summary: LoadSummary | Mapping[str, Any]) -> list[str]:
         f"{timings.get('normalize', '-')}, load {timings.get('load', '-')}, total {summary.seconds}",
         f"summary {name}: cursor {cursor_change(dict(summary.cursor_before), dict(summary.cursor_after))}",
     ]
+    lines += [f"summary {name}: schema: {line}" for line in describe_schema_changes(summary.schema_changes)]
     return lines
 
 

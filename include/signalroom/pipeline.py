@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any, Mapping
 
+from signalroom.base.schema_changes import schema_changes
 from signalroom.base.summary import LoadSummary
 from signalroom.base.window import Window, last_finished_day
 from signalroom.destinations import DestinationConfig, data_dir
@@ -113,6 +114,15 @@ def _run_retrying_dataset_race(pipeline: Any, dlt_source: Any) -> tuple[Any, Any
     raise error
 
 
+def _known_tables(pipeline: Any) -> dict[str, list[str]]:
+    """Tables and columns of the pipeline's schema before this run (as synced from the
+    destination): what a schema update is measured against."""
+    name = pipeline.default_schema_name
+    if not name or name not in pipeline.schemas:
+        return {}
+    return {table: list(spec.get("columns") or {}) for table, spec in pipeline.schemas[name].tables.items()}
+
+
 def run_load(
     source: str,
     resource: str,
@@ -140,6 +150,7 @@ def run_load(
         log.debug("sync_destination for %s: %s", name, exc)
     state_before = copy.deepcopy(resource_state(pipeline, dlt_source.name, resource))
     before = cursor_summary(state_before)
+    known_tables = _known_tables(pipeline)
 
     load_info, normalize_info = _run_retrying_dataset_race(pipeline, dlt_source)
 
@@ -171,6 +182,12 @@ def run_load(
         seconds=round(time.monotonic() - started, 3),
         # file-tracking resources (s3_exports): which files this run loaded
         files=tuple(tracked_files_changed(state_before, state_after)),
+        schema_changes=schema_changes(
+            known_tables,
+            [package.schema_update for package in load_info.load_packages],
+            state_before.get("header"),
+            state_after.get("header"),
+        ),
     )
     log_load_summary(log, summary)
     return summary.to_dict()  # JSON: the load task's XCom

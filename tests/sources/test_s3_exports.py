@@ -327,3 +327,46 @@ def test_a_column_numeric_in_one_file_and_text_in_the_next_loads(s3, bucket, req
     rows = query(dest, "SELECT orders_id, amount, click_id FROM s3_exports.orders_update ORDER BY _file_name, _row_id")
     assert rows == [("1", "10", "x1"), ("2", "11", None), ("3", "N/A", "x3"), ("4", "1,5", "x4")]
     assert column_types(dest, "s3_exports", "orders_update")["amount"] == "text"
+
+
+def test_schema_changes_are_in_the_summary_and_post_one_notice(s3, bucket, request, tmp_path, caplog, monkeypatch):
+    """A new export column and one that disappeared from the header: the load summary lists
+    what dlt applied (from its load info) and the missing column; the alert connection gets
+    one notice (a notice: the load succeeded)."""
+    import json
+
+    from tools.standins.webhook import WebhookReceiver
+
+    caplog.set_level(logging.INFO)
+    dest = destination("postgres", request, tmp_path)
+    s3.put(bucket, "orders-create/report_2025-12-01T0301_a.csv", b"orders_id,amount,Click ID\r\n1,10,x1\r\n")
+    first = run(s3, bucket, dest, Window(end=D1))
+    assert set(first["schema_changes"]) == {"new_tables"}  # the first load creates the table
+    assert {"orders_id", "amount", "click_id"} <= set(first["schema_changes"]["new_tables"]["orders_create"])
+    assert "schema_changes" not in run(s3, bucket, dest, Window(end=D1))  # nothing new: nothing listed
+
+    s3.put(bucket, "orders-create/report_2025-12-02T0301_b.csv", b"orders_id,Click ID,Loyalty Tier\r\n2,x2,gold\r\n")
+    caplog.clear()
+    second = run(s3, bucket, dest, Window(end=D2))
+    assert second["schema_changes"] == {"new_columns": {"orders_create": ["loyalty_tier"]}, "missing_columns": ["amount"]}
+    assert ("column(s) amount missing from the header of orders-create/report_2025-12-02T0301_b.csv"
+            in caplog.text)
+    assert "schema: new column(s) in orders_create: loyalty_tier" in caplog.text  # the summary lines
+    assert query(dest, "SELECT amount, loyalty_tier FROM s3_exports.orders_create WHERE orders_id = '2'") == [
+        (None, "gold")]
+
+    from signalroom.orchestration import alerts  # imports Airflow, which resets logging: after caplog
+
+    with WebhookReceiver() as hook:
+        monkeypatch.setenv("AIRFLOW_CONN_SIGNALROOM_SLACK", json.dumps(hook.connection()))
+        context = {"run_id": "scheduled__2025-12-03T11:00:00+00:00", "dag": type("D", (), {"dag_id": "signalroom_s3_exports"})()}
+        assert alerts.post_schema_notice(second, context)
+        assert not alerts.post_schema_notice({**second, "schema_changes": {}}, context)
+        (post,) = hook.wait_for(1)
+        assert len(hook.posts) == 1
+    text = post["text"]
+    assert text.startswith(":large_blue_circle: *signalroom_s3_exports* schema change in `s3_exports__orders_create` "
+                           "(notice: the load succeeded)")
+    assert "- new column(s) in orders_create: loyalty_tier" in text
+    assert "- column(s) missing from the export's header (kept in the table, loaded as NULL): amount" in text
+    assert "runbook: docs/RUNBOOK.md#schema-changes" in text

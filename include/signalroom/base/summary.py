@@ -24,6 +24,7 @@ class LoadSummary:
     cursor_after: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     files: tuple[str, ...] = ()  # file-tracking resources (s3_exports): files this run loaded
+    schema_changes: Mapping[str, Any] = field(default_factory=dict)  # base.schema_changes
 
     @property
     def total_rows(self) -> int:
@@ -50,6 +51,8 @@ class LoadSummary:
         }
         if self.files:
             data["files"] = list(self.files)
+        if self.schema_changes:
+            data["schema_changes"] = dict(self.schema_changes)
         return data
 
     @classmethod
@@ -69,4 +72,5 @@ class LoadSummary:
             cursor_after=dict(data.get("cursor_after") or {}),
             seconds=data.get("seconds", 0.0),
             files=tuple(data.get("files") or ()),
+            schema_changes=dict(data.get("schema_changes") or {}),
         )

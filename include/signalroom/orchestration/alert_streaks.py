@@ -129,11 +129,9 @@ def variable_key(dag_id: str) -> str:
 def _has_supervisor() -> bool:
     """Task processes, the dag-processor and the triggerer talk to Airflow through a supervisor;
     `dag.test()` / `airflow dags test` run DAG callbacks in their own process without one."""
-    try:
-        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    from airflow.sdk.execution_time import task_runner
+
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None  # set, and not reset to None
 
 
 def _variables():

@@ -291,6 +291,37 @@ class SignalroomRecoveryNotifier(_TextNotifier):
         log.info("recovery sent to %r", self.slack_webhook_conn_id)
 
 
+def schema_notice_message(dag_id: str, run_id: str, summary: Mapping[str, Any]) -> str:
+    """A notice (not a failure): what dlt changed in the destination's schema in this load."""
+    from signalroom.base.schema_changes import describe
+
+    lines = [
+        f":large_blue_circle: *{dag_id}* schema change in `{summary.get('pipeline', '?')}` "
+        "(notice: the load succeeded)",
+        f"run: `{run_id}`",
+        *(f"- {line}" for line in describe(summary.get("schema_changes") or {})),
+        f"runbook: {runbook_link('schema-changes')}",
+    ]
+    return _redact("\n".join(lines))
+
+
+def post_schema_notice(summary: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    """From the load task: one notice when its load changed the schema; True when posted."""
+    if not summary.get("schema_changes"):
+        return False
+    if not connection_exists(SLACK_CONN_ID):
+        log.info("no connection %r: schema-change notice not sent", SLACK_CONN_ID)
+        return False
+    text = schema_notice_message(_dag_id(context), _run_id(context), summary)
+    try:
+        _slack(SLACK_CONN_ID, text).notify(context)
+    except Exception as exc:  # the data is loaded: a notice that cannot be sent must not fail it
+        log.warning("schema-change notice not sent (%s: %s)", type(exc).__name__, exc)
+        return False
+    log.info("schema-change notice sent to %r", SLACK_CONN_ID)
+    return True
+
+
 def _moment(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

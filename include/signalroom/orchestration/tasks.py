@@ -11,6 +11,7 @@ from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from signalroom.base.plan import RunPlan
+from signalroom.orchestration import alerts
 from signalroom.orchestration.connections import source_kwargs, warehouse_destination
 from signalroom.orchestration.params import RunContext, describe_plan, form_values, resolve_run
 from signalroom.pipeline import run_load
@@ -51,10 +52,12 @@ def load_resource(source: str, resource: str, plan: dict[str, Any]) -> dict[str,
         raise AirflowSkipException(f"resource {resource!r} not selected for this run")
     if run_plan.dry_run:
         raise AirflowSkipException(f"dry run: {resource!r} would load {run_plan.window.describe()}")
-    return run_load(
+    summary = run_load(
         source,
         resource,
         run_plan.window,
         warehouse_destination(),
         source_kwargs=source_kwargs(get_spec(source)),
     )
+    alerts.post_schema_notice(summary, get_current_context())  # a notice, never a failure
+    return summary

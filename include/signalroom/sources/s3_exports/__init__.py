@@ -120,6 +120,22 @@ def _prefix_resource(
     return dlt.resource(export_files, columns=FILE_COLUMNS, **resource_contract("s3_exports", name).dlt_hints())
 
 
+def _compare_header(name: str, path: str, columns: list[str], state: dict, backfill: bool) -> None:
+    """Name the columns an export no longer has (its header beside the last file's, kept in the
+    resource state as `header`): dlt keeps such a column in the table and fills it with NULL,
+    silently. Backfills compare but never write the state."""
+    header = [c for c in columns if c not in FILE_COLUMNS]
+    previous = state.get("header") or []
+    missing = [c for c in previous if c not in header]
+    if missing:
+        log.warning(
+            "s3_exports.%s: column(s) %s missing from the header of %s (the previous export had "
+            "them); their values load as NULL", name, ", ".join(missing), path,
+        )
+    if not backfill:
+        state["header"] = header
+
+
 def _extract_prefix(
     name: str,
     prefix: str,
@@ -167,6 +183,8 @@ def _extract_prefix(
         path = item["relative_path"]
         rows = 0
         for table in read_export(item, client_id, block_size):
+            if rows == 0:
+                _compare_header(name, path, table.column_names, state, backfill)
             rows += table.num_rows
             if hints is not None:  # the first item carries this run's write disposition
                 table, hints = dlt.mark.with_hints(table, hints), None

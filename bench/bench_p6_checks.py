@@ -5,8 +5,8 @@ Two Postgres databases receive the same two real dlt loads of a small merge reso
 the history database also gets, between the two loads, `--loads` (100k) rows in `_dlt_loads`,
 `--rows` (1M) rows in the table (dates over 3 years, a load id each) and one state row per
 history load in `_dlt_pipeline_state`, all older than the measured run, then ANALYZE (what
-autovacuum does). Then every check task of the run — `check_indexes`, the five resource
-checks and the three dataset checks, as built by the DAG factory — is executed, `--rounds`
+autovacuum does). Then every check task of the run — `check_indexes`, the six resource
+checks (volume included) and the three dataset checks, as built by the DAG factory — is executed, `--rounds`
 times alternating between the databases, and the medians compared.
 
 Printed as well: the one-off index build on the history database (first run after this

@@ -32,7 +32,8 @@ def test_checks_in_dag_runs(airflow_db, pg_database, dlt_data_dir, monkeypatch, 
     assert str(first.state) == "success", states
     daily_checks = {t for t in states if t.startswith("daily.check_")}
     assert daily_checks == {"daily.check_indexes", "daily.check_loads_completed", "daily.check_no_orphan_rows",
-                            "daily.check_unique_key", "daily.check_key_not_null", "daily.check_freshness"}
+                            "daily.check_unique_key", "daily.check_key_not_null", "daily.check_freshness",
+                            "daily.check_volume"}
     assert {states[t] for t in daily_checks} == {"success"}
     assert {states[t] for t in states if t.startswith("events.")} == {"skipped"}  # not selected
     assert {states[t] for t in states if t.startswith("dag_checks.")} == {"success"}

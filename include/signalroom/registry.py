@@ -30,6 +30,20 @@ class UnknownSourceError(KeyError):
 
 
 @dataclass(frozen=True)
+class VolumeBands:
+    """The volume anomaly check of a resource (signalroom.checks.volume): a touched day's rows
+    as a ratio of the median of the `history_days` days before it."""
+
+    history_days: int = 14
+    min_history_days: int = 7  # fewer days with rows: compare nothing, only log
+    warn_below: float = 0.5
+    fail_below: float = 0.2
+    warn_above: float | None = 3.0
+    fail_above: float | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class ResourceSpec:
     """One dlt resource's contract: what the source declares to dlt and the orchestration
     (checks, DAG docs) relies on, without importing the source."""
@@ -47,6 +61,8 @@ class ResourceSpec:
     merge_key: tuple[str, ...] = ()
     # the columns that identify a row, when they are not the primary key (unique-key checks)
     row_key: tuple[str, ...] = ()
+    # volume anomaly check bands (needs date_column)
+    volume: VolumeBands = VolumeBands()
 
     @property
     def key(self) -> tuple[str, ...]:

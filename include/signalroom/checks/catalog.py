@@ -8,6 +8,9 @@ Per resource (in the resource's task group, after `load` and `check_indexes`):
 | `check_no_orphan_rows`  | SQLValueCheckOperator    | fails                                       |
 | `check_unique_key`      | SQLValueCheckOperator    | fails (merge tables only)                   |
 | `check_key_not_null`    | SQLColumnCheckOperator   | fails (merge tables only)                   |
+| `check_volume`          | RunVolumeCheck (SQL)     | fails/warns per the registry's volume bands |
+|                         |                          | (rows per touched day vs trailing median);  |
+|                         |                          | only logs with too little history           |
 | `check_freshness`       | SQLValueCheckOperator    | fails if the run wrote rows to the table;   |
 |                         |                          | WARNING only if it wrote none (the source   |
 |                         |                          | legitimately had nothing: empty prefix, no  |
@@ -74,6 +77,7 @@ FRESHNESS = Check("check_freshness", "freshness", "value", "resource", "1", warn
 PIPELINE_STATE = Check("pipeline_state", "pipeline_state", "table", "dag")
 NO_FAILED_LOADS = Check("no_failed_loads", "no_failed_loads", "value", "dag")
 STATE_SIZE = Check("state_size", "state_size", "threshold", "dag")
+VOLUME = Check("check_volume", "", "volume", "resource")  # SQL in volume.py (two queries, Python bands)
 
 DAG_CHECKS = (PIPELINE_STATE, NO_FAILED_LOADS, STATE_SIZE)
 # the SQLTableCheckOperator checks of pipeline_state (sections of its SQL file)
@@ -90,6 +94,8 @@ def resource_checks_for(resource: ResourceSpec) -> list[Check]:
         checks += [UNIQUE_KEY, KEY_NOT_NULL]
     if resource.date_column:
         checks.append(FRESHNESS)
+        if resource.volume.enabled:
+            checks.append(VOLUME)
     return checks
 
 

@@ -10,6 +10,8 @@ bench/bench_p6_checks.py). Each index is small and also helps someone else:
   this run touched. dlt's merge `DELETE ... WHERE EXISTS (staging key = table key)` can
   use it too. Deliberately not UNIQUE: a unique index would turn a duplicate into a load
   failure instead of a check finding, changing how loads behave.
+- `<table>(<date column>)` unless the merge key starts with it: the volume check's rows per
+  day of the last few weeks is a range scan (`volume.py`).
 - `_dlt_loads(load_id)`: the run's packages and the orphan anti-join are point lookups.
 - `_dlt_loads(inserted_at)`: "failed loads in the last 7 days" is a range scan.
 - `_dlt_pipeline_state(pipeline_name, _dlt_load_id)`: the newest state of a pipeline is a
@@ -62,11 +64,18 @@ def metadata_indexes() -> list[IndexSpec]:
     ]
 
 
-def table_indexes(table: str, primary_key: tuple[str, ...], merge: bool) -> list[IndexSpec]:
+def table_indexes(
+    table: str, primary_key: tuple[str, ...], merge: bool, date_column: str | None = None
+) -> list[IndexSpec]:
     validate_identifier(table, "table")
     indexes = [IndexSpec(table, (LOAD_ID_COLUMN,), "this run's rows, recent writes")]
     if merge and primary_key:
         for column in primary_key:
             validate_identifier(column, f"primary key column of {table}")
         indexes.append(IndexSpec(table, tuple(primary_key), "keys this run touched"))
+    # the volume check counts rows per day over a few weeks: a range scan on the date column
+    # (a merge key that starts with it serves already)
+    if date_column and not (merge and primary_key and primary_key[0] == date_column):
+        validate_identifier(date_column, f"date column of {table}")
+        indexes.append(IndexSpec(table, (date_column,), "rows per day (volume check)"))
     return indexes

@@ -15,6 +15,7 @@ Each class is a stock operator (`SQLValueCheckOperator`, `SQLThresholdCheckOpera
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Sequence
 
 from airflow.providers.common.sql.hooks.handlers import fetch_all_handler
@@ -256,7 +257,8 @@ class EnsureCheckIndexes(SQLExecuteQueryOperator):
         )}
         present = {r[0] for r in hook.get_records(dialect.existing_indexes_sql(self.dataset))}
         wanted = metadata_indexes() + table_indexes(
-            self.resource.table, tuple(self.resource.key), catalog.is_merge(self.resource)
+            self.resource.table, tuple(self.resource.key), catalog.is_merge(self.resource),
+            self.resource.date_column if self.resource.volume.enabled else None,
         )
         missing = [i for i in wanted if i.table in tables and i.name not in present]
         for index in wanted:
@@ -270,3 +272,62 @@ class EnsureCheckIndexes(SQLExecuteQueryOperator):
             stmt for i in missing for stmt in dialect.create_index_sql(self.dataset, i.table, i.name, i.columns)
         ]
         super().execute(context)
+
+
+class RunVolumeCheck(RunScopedCheck, SQLExecuteQueryOperator):
+    """Volume anomaly check of one resource (`signalroom.checks.volume`): rows per touched day
+    vs the resource's trailing history. Fails outside the fail band, warns outside the warn
+    band, only logs with too little history; names days without rows (missing exports)."""
+
+    def __init__(self, *, target: CheckTarget, **kwargs: Any) -> None:
+        kwargs.setdefault("doc_md", "Rows per business day this run touched vs the trailing history "
+                          "of the same resource; bands in the registry. include/signalroom/checks/volume.py")
+        kwargs.setdefault("retry_on_failure", False)  # a failed check does not heal by retrying
+        super().__init__(sql="SELECT 1", **kwargs)
+        self.target = target
+
+    def execute(self, context: Any) -> None:
+        from signalroom.checks import volume
+
+        resource = self.target.resources[0]
+        bands = resource.volume
+        dialect = self._dialect()
+        (run,) = self._runs(context)
+        head = f"volume check on {self.target.dataset}.{resource.table}"
+        if not run.load_ids:
+            self.log.info("%s: nothing to check, passes: no load package this run", head)
+            return
+        hook = self.get_db_hook()
+        quote = dialect.quote
+        try:
+            touched = [r[0] for r in hook.get_records(volume.touched_days_sql(
+                quote, self.target.dataset, resource.table, resource.date_column, run.load_ids))]
+        except Exception as exc:  # a table the source never created: nothing to compare
+            if "does not exist" in str(exc) or "not found" in str(exc).lower():
+                self.log.info("%s: nothing to check, passes: %s", head, str(exc).splitlines()[0])
+                return
+            raise
+        touched = [d if isinstance(d, date) else date.fromisoformat(str(d)[:10]) for d in touched]
+        span = volume.history_range(touched, bands, run.window_end)
+        if span is None:
+            self.log.info("%s: nothing to check, passes: this run wrote no dated rows", head)
+            return
+        counts = {
+            (d if isinstance(d, date) else date.fromisoformat(str(d)[:10])): int(n)
+            for d, n in hook.get_records(volume.counts_sql(
+                quote, self.target.dataset, resource.table, resource.date_column, *span))
+        }
+        result = volume.evaluate(counts, touched, bands, run.window_end)
+        label = "missing export day" if resource.date_column == "_file_date" else "day without rows"
+        lines = result.lines(f"{label} of {resource.name}")
+        summary = (f"{head}: {result.status}; bands warn < {bands.warn_below:g}x / fail < "
+                   f"{bands.fail_below:g}x of the median of {bands.history_days} days "
+                   f"(at least {bands.min_history_days} with rows)")
+        text = summary + "".join(f"\n    {line}" for line in lines)
+        if result.status == "fail":
+            self.log.error("%s", text)
+            raise AirflowFailException(text)
+        if result.status == "warn" or result.missing_days:
+            self.log.warning("%s", text)
+        else:
+            self.log.info("%s", text)

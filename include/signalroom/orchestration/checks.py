@@ -23,6 +23,7 @@ from signalroom.orchestration.check_operators import (
     RunTableCheck,
     RunThresholdCheck,
     RunValueCheck,
+    RunVolumeCheck,
 )
 from signalroom.orchestration.connections import WAREHOUSE_CONN_ID
 from signalroom.registry import ResourceSpec, SourceSpec
@@ -44,6 +45,8 @@ def _operator(target: CheckTarget, **kwargs: Any):
         return RunColumnCheck(target=target, **kwargs)
     if kind == "table":
         return RunTableCheck(target=target, checks=catalog.PIPELINE_STATE_CHECKS, **kwargs)
+    if kind == "volume":
+        return RunVolumeCheck(target=target, **kwargs)
     if kind == "threshold":
         return RunThresholdCheck(target=target, max_threshold="${state_max_bytes}", **kwargs)
     raise ValueError(f"unknown check operator kind {kind!r} for {target.check.name}")

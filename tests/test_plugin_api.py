@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from tools.standins.postgres import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / ".artifacts" / "state-page.png"
+COMPLETENESS_SCREENSHOT = ROOT / ".artifacts" / "completeness-page.png"
 PREFIX = "/signalroom"
 
 
@@ -117,7 +119,8 @@ def token(api_server):
     return resp.json()["access_token"]
 
 
-PATHS = [f"{PREFIX}/api/pipelines", f"{PREFIX}/api/pipelines/{PIPELINE}", f"{PREFIX}/?dag_id=signalroom_redtrack"]
+PATHS = [f"{PREFIX}/api/pipelines", f"{PREFIX}/api/pipelines/{PIPELINE}", f"{PREFIX}/?dag_id=signalroom_redtrack",
+         f"{PREFIX}/api/completeness", f"{PREFIX}/completeness?dag_id=signalroom_redtrack"]
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -161,9 +164,11 @@ def test_plugin_registers_the_app_and_its_links(api_server, token):
     plugins = httpx.get(f"{api_server}/api/v2/plugins", headers=auth).json()["plugins"]
     [ours] = [p for p in plugins if p["name"] == "signalroom"]
     assert [a["url_prefix"] for a in ours["fastapi_apps"]] == [PREFIX]
-    views = {v["destination"]: v for v in ours["external_views"]}
-    assert views["nav"]["href"] == "signalroom/" and views["nav"]["url_route"]
-    assert views["dag"]["href"] == "signalroom/?dag_id={DAG_ID}"
+    views = {(v["destination"], v["name"]): v for v in ours["external_views"]}
+    assert views["nav", "Pipeline state"]["href"] == "signalroom/" and views["nav", "Pipeline state"]["url_route"]
+    assert views["dag", "Pipeline state"]["href"] == "signalroom/?dag_id={DAG_ID}"
+    assert views["nav", "Completeness"]["href"] == "signalroom/completeness"
+    assert views["dag", "Completeness"]["href"] == "signalroom/completeness?dag_id={DAG_ID}"
     errors = httpx.get(f"{api_server}/api/v2/plugins/importErrors", headers=auth).json()
     assert errors["total_entries"] == 0, errors
 
@@ -187,3 +192,49 @@ def test_page_in_headless_chromium_shows_the_cursors(api_server, token, warehous
     refused = open_page(url)  # no cookie: Airflow's auth answers, not the page
     assert refused.status == 401 and "Not authenticated" in refused.text
     assert "2025-04-02" not in refused.text
+
+
+# the RedTrack load above: 2025-04-02 and its 3-day look-back (03-31 .. 04-02); seen as of 04-03
+COMPLETENESS_QUERY = "days=5&end=2025-04-03"
+EXPECTED_DAYS = {"2025-04-03": "missing", "2025-04-02": "provisional", "2025-04-01": "provisional",
+                 "2025-03-31": "final", "2025-03-30": "missing"}
+
+
+def test_completeness_api(api_server, token, warehouse):
+    from signalroom.completeness import read_completeness
+
+    url, summary = warehouse
+    auth = {"Authorization": f"Bearer {token}"}
+    resp = httpx.get(f"{api_server}{PREFIX}/api/completeness?source=redtrack&{COMPLETENESS_QUERY}",
+                     headers=auth, timeout=60)
+    assert resp.status_code == 200, resp.text
+    [resource] = resp.json()["resources"]
+    assert resource["pipeline"] == PIPELINE and resource["error"] is None
+    assert {d["day"]: d["status"] for d in resource["days"]} == EXPECTED_DAYS
+    assert sum(d["rows"] for d in resource["days"]) == summary["rows"]["daily_spend"]
+    # the same code path as the CLI
+    [same] = read_completeness(["redtrack"], postgres(url), 5, date(2025, 4, 3))
+    assert resource == json.loads(json.dumps(same.to_dict()))
+    everything = httpx.get(f"{api_server}{PREFIX}/api/completeness?{COMPLETENESS_QUERY}", headers=auth, timeout=60)
+    assert {r["source"] for r in everything.json()["resources"]} == {"everflow", "redtrack", "s3_exports"}
+    assert httpx.get(f"{api_server}{PREFIX}/api/completeness?source=nope", headers=auth).status_code == 404
+    assert httpx.get(f"{api_server}{PREFIX}/api/completeness?days=0", headers=auth).status_code == 422
+
+
+def test_completeness_page_in_headless_chromium(api_server, token, warehouse):
+    if find_chromium() is None:
+        reason = "chromium not installed: run scripts/system-deps.sh"
+        pytest.fail(reason) if os.environ.get("CI", "").lower() == "true" else pytest.skip(reason)
+    url = f"{api_server}{PREFIX}/completeness?dag_id=signalroom_redtrack&{COMPLETENESS_QUERY}"
+    cookie = {"name": "_token", "value": token, "url": api_server + "/"}
+    page = open_page(url, cookies=[cookie])
+    COMPLETENESS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    COMPLETENESS_SCREENSHOT.write_bytes(page.screenshot)
+    assert page.status == 200, page.text
+    for day, status in EXPECTED_DAYS.items():  # the rendered text: day, rows, status per row
+        assert re.search(rf"{day}\t\d+\n{status}\b", page.text), (day, status, page.text)
+    assert "everflow__daily_stats" not in page.text  # one DAG's page
+    assert page.screenshot[:8] == b"\x89PNG\r\n\x1a\n" and len(page.screenshot) > 5000
+    across = open_page(f"{api_server}{PREFIX}/completeness?{COMPLETENESS_QUERY}", cookies=[cookie])
+    assert across.status == 200 and "everflow__daily_stats" in across.text and PIPELINE in across.text
+    assert open_page(url).status == 401

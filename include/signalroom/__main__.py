@@ -1,5 +1,6 @@
 """`python -m signalroom …`: run a load (the same code path as the Airflow task) from a terminal,
-inspect a pipeline's incremental state, list or drop its pending load packages.
+inspect a pipeline's incremental state, list or drop its pending load packages, see which ET
+days are loaded (completeness).
 
 Configuration outside Airflow comes from env vars (see README, "Configuration"): the
 destination from SIGNALROOM_DESTINATION / DESTINATION__POSTGRES__CREDENTIALS, source
@@ -15,6 +16,7 @@ import sys
 from datetime import date
 
 from signalroom.base.window import Window, last_finished_day
+from signalroom.completeness import DEFAULT_DAYS, format_completeness, read_completeness
 from signalroom.destinations import destination_from_env
 from signalroom.maintenance import drop_pending, format_report
 from signalroom.pipeline import run_load
@@ -59,6 +61,15 @@ def cmd_state(args: argparse.Namespace) -> int:
     return 1 if any(s.error and "never loaded" not in s.error for s in states) else 0
 
 
+def cmd_completeness(args: argparse.Namespace) -> int:
+    results = read_completeness([args.source] if args.source else None, destination_from_env(), args.days, args.end)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print(format_completeness(results))
+    return 1 if any(r.error and "does not exist" not in r.error for r in results) else 0
+
+
 def cmd_pending(args: argparse.Namespace) -> int:
     report = drop_pending(
         args.pipeline,
@@ -89,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pipeline", nargs="?", help=f"one of: {pipelines} (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_state)
+
+    p = sub.add_parser(
+        "completeness",
+        help="rows per resource per ET day: final / provisional (inside the look-back) / missing",
+    )
+    p.add_argument("source", nargs="?", help=f"one of: {', '.join(REGISTRY)} (default: all)")
+    p.add_argument("--days", type=int, default=DEFAULT_DAYS, help=f"finished ET days to show (default {DEFAULT_DAYS})")
+    p.add_argument("--end", type=_day, help="newest ET day shown (default: yesterday in ET)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_completeness)
 
     p = sub.add_parser(
         "pending",

@@ -14,6 +14,7 @@ from signalroom_plugin.web.app import URL_PREFIX, app
 
 # relative hrefs: the UI resolves them against its base URL, so a sub-path deployment works
 _STATE_PAGE = URL_PREFIX.lstrip("/") + "/"
+_COMPLETENESS_PAGE = URL_PREFIX.lstrip("/") + "/completeness"
 
 
 class SignalRoomPlugin(AirflowPlugin):
@@ -33,5 +34,18 @@ class SignalRoomPlugin(AirflowPlugin):
             "href": _STATE_PAGE + "?dag_id={DAG_ID}",
             "destination": "dag",
             "url_route": "signalroom-dag-state",
+        },
+        {
+            "name": "Completeness",
+            "href": _COMPLETENESS_PAGE,
+            "destination": "nav",
+            "url_route": "signalroom-completeness",
+            "category": "browse",
+        },
+        {
+            "name": "Completeness",
+            "href": _COMPLETENESS_PAGE + "?dag_id={DAG_ID}",
+            "destination": "dag",
+            "url_route": "signalroom-dag-completeness",
         },
     ]

@@ -1,4 +1,5 @@
-"""Read-only FastAPI app: each pipeline's incremental state, as JSON and as an HTML page.
+"""Read-only FastAPI app: each pipeline's incremental state and each resource's completeness
+(rows per ET day: final / provisional / missing), as JSON and as HTML pages.
 
 Mounted by the plugin under `/signalroom` in Airflow's API server. Airflow gives plugin apps
 no authentication of their own (apache/airflow#72655), so every route depends on Airflow's
@@ -10,17 +11,19 @@ maintenance task's log table and `python -m signalroom state`.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag, requires_authenticated
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from signalroom.base.naming import dag_id_for
+from signalroom.completeness import DEFAULT_DAYS, MAX_DAYS, read_completeness
 from signalroom.orchestration.connections import warehouse_destination
 from signalroom.registry import find_pipeline, registered_pipelines
 from signalroom.state import STATE_HEADER, read_states, state_rows
@@ -104,5 +107,51 @@ def state_page(request: Request, user: GetUserDep, dag_id: str | None = None, pi
         pipeline=pipeline,
         items=[(row, st, state_rows(st)) for row, st in zip(rows, states, strict=True)],
         header=STATE_HEADER,
+    )
+    return HTMLResponse(html)
+
+
+DaysQuery = Annotated[int, Query(ge=1, le=MAX_DAYS, description="finished ET days shown")]
+EndQuery = Annotated[date | None, Query(description="newest ET day shown (default: the last finished one)")]
+
+
+def _readable_sources(user: Any, source: str | None, dag_id: str | None) -> list[str]:
+    rows = _readable(user, catalog())
+    if dag_id:
+        rows = [r for r in rows if r["dag_id"] == dag_id]
+    if source:
+        rows = [r for r in rows if r["source"] == source]
+    return list(dict.fromkeys(r["source"] for r in rows))
+
+
+def _completeness(sources: list[str], days: int, end: date | None) -> list[Any]:
+    return read_completeness(sources, warehouse_destination(), days, end) if sources else []
+
+
+@app.get("/api/completeness", summary="Rows per resource per ET day: final / provisional / missing")
+def completeness(
+    user: GetUserDep, source: str | None = None, days: DaysQuery = DEFAULT_DAYS, end: EndQuery = None,
+) -> dict[str, Any]:
+    if source and source not in {r["source"] for r in catalog()}:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown source {source!r}")
+    sources = _readable_sources(user, source, None)
+    return {"days": days, "resources": [r.to_dict() for r in _completeness(sources, days, end)]}
+
+
+@app.get(
+    "/completeness",
+    response_class=HTMLResponse,
+    summary="The completeness page (all sources; with ?dag_id= one DAG's)",
+    dependencies=[Depends(requires_access_dag("GET"))],
+)
+def completeness_page(
+    request: Request, user: GetUserDep, dag_id: str | None = None, days: DaysQuery = DEFAULT_DAYS,
+    end: EndQuery = None,
+) -> HTMLResponse:
+    results = _completeness(_readable_sources(user, None, dag_id), days, end)
+    day_list = [d.day for d in results[0].days] if results else []
+    cells = {(r.pipeline, d.day): d for r in results for d in r.days}
+    html = _templates.get_template("completeness.html").render(
+        dag_id=dag_id, days=days, results=results, day_list=day_list, cells=cells,
     )
     return HTMLResponse(html)

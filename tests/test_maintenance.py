@@ -277,3 +277,54 @@ def test_maintenance_dag_inspects_refuses_while_live_then_drops(env, airflow_db,
 
     fresh = load(standin, destination, D3)
     assert last_value(fresh) == D3.isoformat() and days_loaded(url)[-1] == D3
+
+
+def _table(url: str) -> list[tuple]:
+    """The resource's rows without dlt's per-load columns (they differ per load by design)."""
+    return rows(url, "SELECT date, source_id, clicks, cost FROM redtrack.daily_spend ORDER BY date, source_id")
+
+
+def test_reset_dry_run_refused_while_live_then_drops_and_the_next_run_reloads_exactly(
+    env, airflow_db, monkeypatch, capfd
+):
+    """The runbook's type-mismatch fix as a task: dlt's drop of the resource's table and state,
+    dry run first, refused while the source's DAG runs; the next run reloads the same rows."""
+    from signalroom.orchestration.maintenance import build_maintenance_dag
+
+    url, destination, standin = env
+    monkeypatch.setenv(*next(iter(warehouse_connection(url).items())))
+    first = load(standin, destination, D1)
+    before = _table(url)
+    assert before and last_value(first) == D1.isoformat()
+    dag = build_maintenance_dag()
+
+    dry = dag.test(run_conf={"pipeline": PIPELINE, "action": "reset"})
+    assert str(dry.state) == "success", _states(dry)
+    plan = _xcom(dag.dag_id, dry.run_id, "reset_resource")
+    assert plan["dry_run"] is True and plan["tables"] == ["daily_spend"]
+    assert f"resources.{RESOURCE}" in " ".join(plan["state_paths"])
+    assert _table(url) == before  # a dry run changes nothing
+
+    reset = {"pipeline": PIPELINE, "action": "reset", "dry_run": False}
+    capfd.readouterr()
+    _live_run(DAG_ID, "queued")
+    try:
+        refused = dag.test(run_conf=reset)
+    finally:
+        _live_run(DAG_ID, None)
+    assert _states(refused)["reset_resource"] == "failed"
+    assert f"refusing to reset {PIPELINE}: DAG {DAG_ID} has 1 run(s) running or queued" in "".join(capfd.readouterr())
+    assert _table(url) == before
+
+    done = dag.test(run_conf=reset)
+    assert str(done.state) == "success", _states(done)
+    result = _xcom(dag.dag_id, done.run_id, "reset_resource")
+    assert result["dry_run"] is False and result["tables"] == ["daily_spend"]
+    assert rows(url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'redtrack' "
+                     "AND table_name = 'daily_spend'") == [(0,)]
+    state = _xcom(dag.dag_id, done.run_id, "pipeline_state")
+    assert not any(r["resource"] == RESOURCE and r["cursors"] for r in state["resources"])  # cursor gone
+
+    again = load(standin, destination, D1)  # the next run: from scratch, the same window
+    assert _table(url) == before
+    assert again["rows"] == first["rows"] and last_value(again) == D1.isoformat()

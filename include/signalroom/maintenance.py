@@ -185,6 +185,79 @@ def drop_pending(
 
 
 # ---------------------------------------------------------------------------------------------
+# Reset one resource: drop its table(s) and its state with dlt's own drop, reload on the next run
+
+
+@dataclass
+class ResetReport:
+    """What a reset dropped (or, in a dry run, would drop)."""
+
+    pipeline: str
+    dry_run: bool
+    tables: list[str] = field(default_factory=list)  # the resource's tables (child tables too)
+    state_paths: list[str] = field(default_factory=list)  # resource state dlt removes (cursor, files)
+    cursor_before: dict[str, Any] = field(default_factory=dict)
+    cursor_after: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reset_resource(name: str, destination: DestinationConfig, *, dry_run: bool = True) -> ResetReport:
+    """Drop one pipeline's resource table(s) and its state with dlt's `pipeline_drop` (what
+    `dlt pipeline <name> drop <resource>` runs): a load package that drops the tables in the
+    destination and stores the state without the resource's part, so the next run loads the
+    resource from scratch (its initial window, or every export file). The runbook's fix for a
+    type mismatch. Dry run by default: then nothing changes."""
+    from dlt.pipeline.helpers import pipeline_drop  # dlt: only when a reset runs
+
+    _, resource = find_pipeline(name)
+    pipeline = open_pipeline(name, destination)
+    if pipeline.has_pending_data:
+        raise RuntimeError(
+            f"pipeline {name} has pending load packages: drop them first (maintenance DAG "
+            f"action=drop, pipeline={name}), then reset"
+        )
+    pipeline.sync_destination()  # a fresh worker: schema and state as the destination holds them
+    report = ResetReport(pipeline=name, dry_run=dry_run, cursor_before=_resource_cursor(pipeline, name))
+    if not pipeline.default_schema_name:
+        report.note = "nothing to reset: the pipeline never loaded into this destination"
+        return report
+    drop = pipeline_drop(pipeline, resources=[resource.name])
+    report.tables = sorted(drop.info["tables"])
+    report.state_paths = sorted(
+        [*drop.info["state_paths"], *(f"resources.{r}" for r in drop.info["resource_states"])]
+    )
+    if drop.is_empty:
+        report.note = f"nothing to reset: no table or state of resource {resource.name!r}"
+        report.cursor_after = report.cursor_before
+        return report
+    if dry_run:
+        report.cursor_after = report.cursor_before
+        return report
+    log.info("resetting %s: dropping tables %s and state %s", name, report.tables, report.state_paths)
+    drop()
+    report.cursor_after = _resource_cursor(pipeline, name)
+    return report
+
+
+def format_reset(report: ResetReport) -> str:
+    verb = "would drop" if report.dry_run else "dropped"
+    lines = [
+        f"reset {report.pipeline}" + (" (dry run: nothing changed)" if report.dry_run else ""),
+        f"  tables {verb}: {', '.join(report.tables) or 'none'}",
+        f"  state {verb}: {', '.join(report.state_paths) or 'none'}",
+        f"  cursor: {report.cursor_before or '-'} -> {report.cursor_after or '-'}",
+    ]
+    if report.note:
+        lines.append(f"  {report.note}")
+    if not report.dry_run and report.tables:
+        lines.append("  the next run of the source's DAG loads the resource from scratch")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
 # Text for the task log and the terminal
 
 PACKAGE_HEADER = ["load id", "stage", "created (UTC)", "age", "jobs", "tables"]

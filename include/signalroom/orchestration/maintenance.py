@@ -13,7 +13,7 @@ from typing import Any
 from airflow.sdk import DAG, BaseOperator, Param
 
 from signalroom.base.naming import START_DATE, dag_id_for
-from signalroom.maintenance import drop_pending, format_report
+from signalroom.maintenance import drop_pending, format_report, format_reset, reset_resource
 from signalroom.orchestration.connections import warehouse_destination
 from signalroom.registry import find_pipeline, registered_pipelines
 from signalroom.state import format_state, read_pipeline_state
@@ -21,7 +21,7 @@ from signalroom.state import format_state, read_pipeline_state
 log = logging.getLogger("signalroom.maintenance")
 
 MAINTENANCE_DAG_ID = "signalroom_maintenance"
-ACTIONS = ("inspect", "drop")
+ACTIONS = ("inspect", "drop", "reset")
 # a run in one of these states may be writing to the pipeline's working folder
 LIVE_RUN_STATES = ["running", "queued"]
 
@@ -35,6 +35,19 @@ def _flag(name: str, value: Any) -> bool:
     if text in ("false", "0", "no"):
         return False
     raise ValueError(f"{name}={value!r} is not a boolean: use true or false")
+
+
+def _refuse_if_live(context: Any, name: str, what: str, why: str) -> None:
+    """A real drop/reset waits for the source's DAG: a live run owns the working folder."""
+    spec, _ = find_pipeline(name)
+    dag_id = dag_id_for(spec.name)
+    live = context["ti"].get_dr_count(dag_id=dag_id, states=LIVE_RUN_STATES)
+    if live:
+        raise RuntimeError(
+            f"refusing to {what} {name}: DAG {dag_id} has {live} run(s) "
+            f"{' or '.join(LIVE_RUN_STATES)}, and {why}. Wait for it "
+            "to finish (or mark it failed in the UI), then trigger this DAG again."
+        )
 
 
 def _pipeline(value: Any) -> str:
@@ -69,27 +82,48 @@ class PendingPackagesOperator(BaseOperator):
         self.dry_run = dry_run
 
     def _refuse_if_live(self, context: Any, name: str) -> None:
-        spec, _ = find_pipeline(name)
-        dag_id = dag_id_for(spec.name)
-        live = context["ti"].get_dr_count(dag_id=dag_id, states=LIVE_RUN_STATES)
-        if live:
-            raise RuntimeError(
-                f"refusing to drop pending packages of {name}: DAG {dag_id} has {live} run(s) "
-                f"{' or '.join(LIVE_RUN_STATES)}, and a live load owns those packages. Wait for it "
-                "to finish (or mark it failed in the UI), then trigger this DAG again."
-            )
+        _refuse_if_live(context, name, "drop pending packages of", "a live load owns those packages")
 
     def execute(self, context: Any) -> dict[str, Any]:
         name = _pipeline(self.pipeline)
         if self.action not in ACTIONS:
             raise ValueError(f"action={self.action!r} is not known: choose one of {', '.join(ACTIONS)}")
         with_partial = _flag("with_partial_loads", self.with_partial_loads)
-        # inspect is a dry run of the drop: it shows the packages and what a drop would remove
-        dry_run = self.action == "inspect" or _flag("dry_run", self.dry_run)
+        # inspect (and reset, whose own task acts) is a dry run of the drop: it shows the
+        # packages and what a drop would remove
+        dry_run = self.action in ("inspect", "reset") or _flag("dry_run", self.dry_run)
         if not dry_run:
             self._refuse_if_live(context, name)
         report = drop_pending(name, warehouse_destination(), with_partial_loads=with_partial, dry_run=dry_run)
         log.info("%s %s\n%s", self.action, name, format_report(report))
+        return report.to_dict()
+
+
+class ResetResourceOperator(BaseOperator):
+    """With `action="reset"`: drops the pipeline's resource table(s) and state with dlt's own
+    drop (`signalroom.maintenance.reset_resource`) so the next run reloads it. Dry run by
+    default; a real reset refuses while a run of the source's DAG is running or queued. Other
+    actions: nothing to do."""
+
+    template_fields = ("pipeline", "action", "dry_run")
+    ui_color = "#f9d0c4"
+
+    def __init__(self, *, pipeline: str, action: str = "inspect", dry_run: bool | str = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.action = action
+        self.dry_run = dry_run
+
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        name = _pipeline(self.pipeline)
+        if self.action != "reset":
+            log.info("action %s: no reset", self.action)
+            return None
+        dry_run = _flag("dry_run", self.dry_run)
+        if not dry_run:
+            _refuse_if_live(context, name, "reset", "its load writes the tables a reset drops")
+        report = reset_resource(name, warehouse_destination(), dry_run=dry_run)
+        log.info("%s", format_reset(report))
         return report.to_dict()
 
 
@@ -125,7 +159,8 @@ def maintenance_params() -> dict[str, Param]:
             enum=list(ACTIONS),
             title="Action",
             description="inspect: list pending packages and log the state. drop: drop the "
-            "pending packages (a crashed run's leftovers), then sync state from the destination.",
+            "pending packages (a crashed run's leftovers), then sync state from the destination. "
+            "reset: drop the resource's table(s) and state (dlt's drop) so the next run reloads it.",
         ),
         "with_partial_loads": Param(
             False,
@@ -138,7 +173,7 @@ def maintenance_params() -> dict[str, Param]:
             True,
             type="boolean",
             title="Dry run",
-            description="Only report what a drop would remove; change nothing. Untick to drop.",
+            description="Only report what a drop or reset would remove; change nothing. Untick to act.",
         ),
     }
 
@@ -151,7 +186,10 @@ For one pipeline (`<source>__<resource>`):
    (load id, stage, jobs, tables, age). With `action=drop` and `dry_run` unticked it drops
    them with dlt's own abort, then syncs state from the destination. It refuses while a run
    of the pipeline's DAG is running or queued.
-2. **pipeline_state** logs the pipeline's incremental state as stored in the destination.
+2. **reset_resource** (`action=reset`) drops the resource's table(s) and its state with dlt's
+   own drop (`dlt pipeline <name> drop <resource>`); dry run by default, refused while a run of
+   the source's DAG is running or queued. The next run of the source's DAG reloads it.
+3. **pipeline_state** logs the pipeline's incremental state as stored in the destination.
 
 See the runbook: "pipeline stuck" and "what has been loaded".
 """
@@ -160,7 +198,7 @@ See the runbook: "pipeline stuck" and "what has been loaded".
 def build_maintenance_dag() -> DAG:
     with DAG(
         dag_id=MAINTENANCE_DAG_ID,
-        description="Pending load packages and incremental state of one pipeline (on-call)",
+        description="Pending load packages, resource reset and incremental state of one pipeline (on-call)",
         doc_md=DOC_MD,
         schedule=None,
         start_date=START_DATE,
@@ -178,6 +216,12 @@ def build_maintenance_dag() -> DAG:
             with_partial_loads="{{ params.with_partial_loads }}",
             dry_run="{{ params.dry_run }}",
         )
+        reset = ResetResourceOperator(
+            task_id="reset_resource",
+            pipeline="{{ params.pipeline }}",
+            action="{{ params.action }}",
+            dry_run="{{ params.dry_run }}",
+        )
         state = PipelineStateOperator(task_id="pipeline_state", pipeline="{{ params.pipeline }}")
-        pending >> state
+        pending >> reset >> state
     return dag

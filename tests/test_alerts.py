@@ -528,6 +528,9 @@ def test_pending_packages(dags, webhook, standin, dlt_data_dir, tmp_path):
     error = _failure("everflow", ONE_DAY, dest, **kwargs)
     text = _assert_alert(error, dags, webhook, "everflow", "pending_packages")
     assert "signalroom_maintenance" in text
+    # the recorded cause, not an assumed crash
+    assert re.search(r"has pending load packages \(\d+\.\d+ extracted, not normalized\)", text), text
+    assert "crashed" not in text
 
 
 def test_missing_aws_credentials(dags, webhook, dlt_data_dir, tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -80,8 +81,10 @@ def test_dry_run_lists_then_drop_unsticks_and_next_run_loads_fresh_data(env):
     assert last_value(first) == D1.isoformat()
     leave_pending(standin, destination, D2)
 
-    with pytest.raises(PendingPackagesError, match="signalroom_maintenance"):
+    with pytest.raises(PendingPackagesError, match="signalroom_maintenance") as stuck:
         load(standin, destination, D2)
+    # the stage each package recorded, not an assumed crash
+    assert re.search(r"\(\d+\.\d+ normalized, not loaded; \d+\.\d+ extracted, not normalized\)", str(stuck.value))
 
     folder = data_dir() / "pipelines" / PIPELINE
     before = folder_fingerprint(folder)
@@ -175,7 +178,7 @@ def test_load_killed_midway_is_partially_loaded_and_dropped_only_when_asked(env)
 
     kept = drop_pending(PIPELINE, destination, dry_run=False)  # without partial loads: kept
     assert kept.dropped == [] and kept.still_pending
-    with pytest.raises(PendingPackagesError):
+    with pytest.raises(PendingPackagesError, match=rf"\({report.pending[0].load_id} partially loaded"):
         load(standin, destination, D2)
 
     dropped = drop_pending(PIPELINE, destination, with_partial_loads=True, dry_run=False)

@@ -51,7 +51,8 @@ HINTS: tuple[Hint, ...] = (
     Hint(
         "pending_packages",
         'pending packages / "finished loading pending packages"',
-        "a crashed run left load packages in the pipeline's working folder",
+        "an earlier run stopped between dlt's steps and left load packages in the pipeline's "
+        "working folder (the error names each package's recorded stage and failed jobs)",
         "run the maintenance DAG signalroom_maintenance (action=drop pending packages for the "
         "pipeline), then sync state and rerun",
         (r"PendingPackagesError", r"pending (load )?packages", r"finished loading pending packages"),

@@ -28,7 +28,28 @@ log = logging.getLogger("signalroom.pipeline")
 
 
 class PendingPackagesError(RuntimeError):
-    """A crashed run left load packages; dlt would finish them instead of loading new data."""
+    """Load packages are pending in the working folder; dlt would finish them instead of
+    loading new data. The message names what each package recorded (its stage, failed jobs)."""
+
+
+def pending_cause(pipeline: Any) -> str:
+    """What the pending packages recorded, in words: the stage each stopped at (extracted =
+    the run stopped before normalize; normalized = before or during load; partially loaded =
+    during load, some jobs wrote) and the first failed job's message, if dlt recorded one."""
+    from dlt.common.storages import PackageStorage  # dlt: only when packages are pending
+
+    parts = []
+    for load_id in sorted(pipeline.list_normalized_load_packages()):
+        info = pipeline.get_load_package_info(load_id)
+        failed = info.jobs.get("failed_jobs") or []
+        stage = "partially loaded" if PackageStorage.is_package_partially_loaded(info) else "normalized, not loaded"
+        text = f"{load_id} {stage}"
+        if failed:
+            message = (getattr(failed[0], "failed_message", None) or "").strip().splitlines()
+            text += f", {len(failed)} failed job(s)" + (f": {message[-1][:200]}" if message else "")
+        parts.append(text)
+    parts += [f"{lid} extracted, not normalized" for lid in sorted(pipeline.list_extracted_load_packages())]
+    return "; ".join(parts) or "none listed"
 
 
 def apply_dlt_config(source: str, resource: str) -> None:
@@ -140,8 +161,8 @@ def run_load(
 
     if pipeline.has_pending_data:
         raise PendingPackagesError(
-            f"pipeline {name!r} has pending load packages from a crashed run; dlt would finish "
-            "loading pending packages instead of extracting new data. Run the maintenance DAG "
+            f"pipeline {name!r} has pending load packages ({pending_cause(pipeline)}); dlt would "
+            "finish loading them instead of extracting new data. Run the maintenance DAG "
             f"'signalroom_maintenance' (action=drop, pipeline={name}), then rerun."
         )
     try:

@@ -159,7 +159,7 @@ def maintenance_params() -> dict[str, Param]:
             enum=list(ACTIONS),
             title="Action",
             description="inspect: list pending packages and log the state. drop: drop the "
-            "pending packages (a crashed run's leftovers), then sync state from the destination. "
+            "pending packages (an earlier run's leftovers), then sync state from the destination. "
             "reset: drop the resource's table(s) and state (dlt's drop) so the next run reloads it.",
         ),
         "with_partial_loads": Param(
@@ -182,7 +182,7 @@ DOC_MD = """### SignalRoom maintenance (manual trigger only)
 
 For one pipeline (`<source>__<resource>`):
 
-1. **pending_packages** lists the load packages a crashed run left in `$DLT_DATA_DIR`
+1. **pending_packages** lists the load packages an earlier run left in `$DLT_DATA_DIR`
    (load id, stage, jobs, tables, age). With `action=drop` and `dry_run` unticked it drops
    them with dlt's own abort, then syncs state from the destination. It refuses while a run
    of the pipeline's DAG is running or queued.

@@ -237,4 +237,8 @@ def test_completeness_page_in_headless_chromium(api_server, token, warehouse):
     assert page.screenshot[:8] == b"\x89PNG\r\n\x1a\n" and len(page.screenshot) > 5000
     across = open_page(f"{api_server}{PREFIX}/completeness?{COMPLETENESS_QUERY}", cookies=[cookie])
     assert across.status == 200 and "everflow__daily_stats" in across.text and PIPELINE in across.text
+    one = open_page(f"{api_server}{PREFIX}/completeness?pipeline=s3_exports__orders_update&{COMPLETENESS_QUERY}",
+                    cookies=[cookie])
+    assert one.status == 200 and "s3_exports__orders_update" in one.text and PIPELINE not in one.text
+    assert "s3_exports__orders_create" not in one.text
     assert open_page(url).status == 401

@@ -141,14 +141,17 @@ def completeness(
 @app.get(
     "/completeness",
     response_class=HTMLResponse,
-    summary="The completeness page (all sources; with ?dag_id= one DAG's)",
+    summary="The completeness page (all sources; ?dag_id= one DAG's; ?pipeline= one pipeline)",
     dependencies=[Depends(requires_access_dag("GET"))],
 )
 def completeness_page(
-    request: Request, user: GetUserDep, dag_id: str | None = None, days: DaysQuery = DEFAULT_DAYS,
-    end: EndQuery = None,
+    request: Request, user: GetUserDep, dag_id: str | None = None, pipeline: str | None = None,
+    days: DaysQuery = DEFAULT_DAYS, end: EndQuery = None,
 ) -> HTMLResponse:
-    results = _completeness(_readable_sources(user, None, dag_id), days, end)
+    source = find_pipeline(pipeline)[0].name if pipeline and pipeline in registered_pipelines() else None
+    results = _completeness(_readable_sources(user, source, dag_id), days, end) if not pipeline or source else []
+    if pipeline:
+        results = [r for r in results if r.pipeline == pipeline]
     day_list = [d.day for d in results[0].days] if results else []
     cells = {(r.pipeline, d.day): d for r in results for d in r.days}
     html = _templates.get_template("completeness.html").render(

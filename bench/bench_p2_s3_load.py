@@ -3,7 +3,9 @@ source, against plain `COPY` of the same files into an all-text table, in the sa
 
 The source run is the production path: `pipeline.run_load` (as the Airflow task calls it)
 reading from the S3 stand-in (moto in its own process) or, with `--local`, a file:// bucket,
-with dlt's extract, normalize and merge-load (delete-insert on `_file_name`). Target <= 3x.
+with dlt's extract, normalize and load (append for new files, delete-insert on `_file_name`
+when a file is reloaded). Targets: <= 1.5x the wall time and <= 1.5x the CPU (loader +
+Postgres) of COPY, medians.
 
 Each round loads into a fresh database with a fresh dlt working folder, COPY first, on a
 private Postgres. The machine is shared and its load swings, so wall ratios are taken per
@@ -22,14 +24,14 @@ from datetime import date, timedelta
 
 from _s3_bench import BUCKET, PREFIX, copy_baseline, postgres_server, private_env
 
-TARGET = 3.0
+TARGET = 1.5  # wall and CPU (issue 14)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--files", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--local", action="store_true",
                         help="read the files from a file:// bucket instead of the S3 stand-in")
     args = parser.parse_args()
@@ -88,10 +90,12 @@ def main() -> int:
                   f"wall x{walls[-1]:.2f}, CPU x{cpus[-1]:.2f}")
 
     wall, cpu_ratio = statistics.median(walls), statistics.median(cpus)
-    ok = wall <= TARGET
-    print(f"P2 CPU ratio source/COPY = {cpu_ratio:.2f} (median; loader + Postgres CPU, load-independent)")
+    ok = wall <= TARGET and cpu_ratio <= TARGET
+    print(f"P2 wall ratios per round: {', '.join(f'{w:.2f}' for w in walls)} (spread = the machine's noise)")
+    print(f"P2 CPU ratio source/COPY = {cpu_ratio:.2f} (median; loader + Postgres CPU; target <= {TARGET}) "
+          f"{'PASS' if cpu_ratio <= TARGET else 'FAIL'}")
     print(f"P2 ratio source/COPY = {wall:.2f} wall, median of {len(walls)} (target <= {TARGET}) "
-          f"{'PASS' if ok else 'FAIL'}")
+          f"{'PASS' if wall <= TARGET else 'FAIL'}")
     return 0 if ok else 1
 
 

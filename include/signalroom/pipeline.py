@@ -96,6 +96,20 @@ def resource_state(pipeline: Any, source_name: str, resource: str) -> dict[str, 
     return dict(state.get("resources", {}).get(resource, {}))
 
 
+def row_counts(trace: Any) -> dict[str, int]:
+    """Rows per table as normalized; a file imported as it is (s3_exports' csv load files)
+    counts 0 in dlt's normalize, so its rows come from the count given at extract."""
+    normalized = trace.last_normalize_info
+    counts = dict(normalized.row_counts) if normalized else {}
+    extracted = trace.last_extract_info
+    for metrics in extracted.metrics.values() if extracted else ():
+        for step in metrics:
+            for table, table_metrics in step["table_metrics"].items():
+                if not counts.get(table) and table_metrics.items_count:
+                    counts[table] = table_metrics.items_count
+    return counts
+
+
 SCHEMA_UPDATE_ATTEMPTS = 4
 
 
@@ -112,12 +126,12 @@ def _run_retrying_dataset_race(pipeline: Any, dlt_source: Any) -> tuple[Any, Any
 
     is_schema_race = retry_schema_update()
     try:
-        return pipeline.run(dlt_source), pipeline.last_trace.last_normalize_info
+        return pipeline.run(dlt_source), row_counts(pipeline.last_trace)
     except Exception as exc:
         if not is_schema_race(exc):
             raise
         error: BaseException = exc
-    normalize_info = pipeline.last_trace.last_normalize_info
+    counts = row_counts(pipeline.last_trace)
     for attempt in range(1, SCHEMA_UPDATE_ATTEMPTS):
         log.warning(
             "%s: dataset %r was being changed by another pipeline at the same moment (%s); "
@@ -127,7 +141,7 @@ def _run_retrying_dataset_race(pipeline: Any, dlt_source: Any) -> tuple[Any, Any
         )
         time.sleep(0.5 * attempt)
         try:
-            return pipeline.load(), normalize_info
+            return pipeline.load(), counts
         except Exception as exc:
             if not is_schema_race(exc):
                 raise
@@ -173,14 +187,10 @@ def run_load(
     before = cursor_summary(state_before)
     known_tables = _known_tables(pipeline)
 
-    load_info, normalize_info = _run_retrying_dataset_race(pipeline, dlt_source)
+    load_info, counts = _run_retrying_dataset_race(pipeline, dlt_source)
 
     trace = pipeline.last_trace
-    rows = {
-        table: count
-        for table, count in (normalize_info.row_counts if normalize_info else {}).items()
-        if not table.startswith("_dlt")
-    }
+    rows = {table: count for table, count in counts.items() if not table.startswith("_dlt")}
     timings = {
         step.step: round((step.finished_at - step.started_at).total_seconds(), 3)
         for step in trace.steps

@@ -22,8 +22,10 @@ from signalroom.sources.s3_exports import settings
 from signalroom.sources.s3_exports.helpers import (
     BadExportFileError,
     BucketConfig,
+    CsvLoadFiles,
     ExportConfigError,
     check_bucket_url,
+    csv_loads_supported,
     fingerprint,
     list_exports,
     parse_prefixes,
@@ -178,23 +180,52 @@ def _extract_prefix(
         hints = dlt.mark.make_hints(write_disposition=disposition)
         log.info("s3_exports.%s: %s", name, why)
 
+    load_files = _csv_load_files() if selection.files and csv_loads_supported() else None
     rows_total, rejected = 0, []
-    for item in selection.files:
-        path = item["relative_path"]
-        rows = 0
+
+    headers: dict[str, list[str]] = {}  # path -> its header, as read (in a parser thread on Postgres)
+
+    def read(item: Any) -> Iterator[Any]:
         for table in read_export(item, client_id, block_size):
-            if rows == 0:
-                _compare_header(name, path, table.column_names, state, backfill)
-            rows += table.num_rows
-            if hints is not None:  # the first item carries this run's write disposition
-                table, hints = dlt.mark.with_hints(table, hints), None
+            headers.setdefault(item["relative_path"], table.column_names)
             yield table
+
+    def compare_header(item: Any) -> None:  # in file order, before the file's rows go to dlt
+        columns = headers.pop(item["relative_path"], None)
+        if columns is not None:
+            _compare_header(name, item["relative_path"], columns, state, backfill)
+
+    def loaded(item: Any, rows: int) -> None:
+        nonlocal rows_total
+        path = item["relative_path"]
         if rows == 0:
             rejected.append(path)
             log.warning("s3_exports.%s: %s is empty or header-only: nothing loaded", name, path)
         rows_total += rows
         if not backfill:
             tracked[path] = {**fingerprint(item), "rows": rows, "status": "loaded" if rows else "empty"}
+
+    if load_files is not None:  # Postgres: the CSV load files are written here, copied as they are
+        try:
+            for item, written in load_files.write_all(selection.files, read):
+                compare_header(item)
+                for load_file in written:
+                    yield load_files.item(load_file, hints)
+                    hints = None  # the first item carries this run's write disposition
+                loaded(item, sum(f.rows for f in written))
+        finally:
+            load_files.remove_written()
+    else:
+        for item in selection.files:
+            rows = 0
+            for table in read(item):
+                if rows == 0:
+                    compare_header(item)
+                rows += table.num_rows
+                if hints is not None:
+                    table, hints = dlt.mark.with_hints(table, hints), None
+                yield table
+            loaded(item, rows)
 
     log.info(
         "s3_exports.%s: files in %d = loaded %d + rejected %d; rows loaded %d%s",
@@ -205,3 +236,13 @@ def _extract_prefix(
         rows_total,
         f"; rejected: {', '.join(rejected)}" if rejected else "",
     )
+
+
+def _csv_load_files() -> CsvLoadFiles:
+    """Load files go to a scratch folder inside the pipeline's working folder (same file
+    system as its packages, so dlt imports each by hard link)."""
+    import tempfile
+
+    pipeline = dlt.current.pipeline()
+    folder = tempfile.mkdtemp(prefix="s3_exports-", dir=pipeline.working_dir)
+    return CsvLoadFiles(folder, dlt.current.load_package_state()["load_id"], dlt.current.source_schema().naming)

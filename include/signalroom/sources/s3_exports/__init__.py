@@ -245,4 +245,10 @@ def _csv_load_files() -> CsvLoadFiles:
 
     pipeline = dlt.current.pipeline()
     folder = tempfile.mkdtemp(prefix="s3_exports-", dir=pipeline.working_dir)
-    return CsvLoadFiles(folder, dlt.current.load_package_state()["load_id"], dlt.current.source_schema().naming)
+    return CsvLoadFiles(
+        folder,
+        dlt.current.load_package_state()["load_id"],
+        dlt.current.source_schema().naming,
+        rows_per_file=settings.ROWS_PER_LOAD_FILE,
+        workers=settings.PARSE_WORKERS,
+    )

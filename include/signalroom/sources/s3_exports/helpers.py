@@ -341,7 +341,7 @@ def read_export(
         try:
             reader = pacsv.open_csv(
                 raw,
-                read_options=pacsv.ReadOptions(block_size=block_size, encoding=settings.ENCODING),
+                read_options=pacsv.ReadOptions(block_size=block_size, encoding=settings.ENCODING, use_threads=settings.CSV_USE_THREADS),
                 parse_options=pacsv.ParseOptions(newlines_in_values=settings.NEWLINES_IN_VALUES),
                 convert_options=pacsv.ConvertOptions(
                     column_types={name: pa.string() for name in names},

@@ -17,8 +17,9 @@ ROWS_PER_TABLE = 10_000
 # Postgres (any destination loading dlt `csv`): the source writes the load files itself, of at
 # most this many rows each, so several COPY jobs run at once (bench P2).
 ROWS_PER_LOAD_FILE = 50_000
-# ... and parses this many export files at once, in threads (pyarrow releases the GIL).
-PARSE_WORKERS = 2
+# ... and parses this many export files at once, in threads (pyarrow releases the GIL). On 2
+# shared cores a second parser gained no wall time and cost ~100 MB of peak (bench scale).
+PARSE_WORKERS = 1
 # fsspec read-ahead per request (s3fs defaults to 50 MiB, which grew the peak with file size).
 FS_BLOCK_SIZE = 8 * 1024 * 1024
 # *Assumed*: a quoted value may hold a line break (free-text notes). Costs little, and an
@@ -27,6 +28,8 @@ NEWLINES_IN_VALUES = True
 # Empty cells load as NULL; every other value (including "N/A") loads verbatim as text.
 NULL_VALUES = ("",)
 ENCODING = "utf-8"
+# pyarrow's own threads for converting parsed blocks (its CPU pool).
+CSV_USE_THREADS = True
 
 # Each reloaded file replaces its own rows (the registry's contract: merge, delete-insert on
 # `_file_name`). A run whose files have no rows in the destination yet appends instead (asked of the

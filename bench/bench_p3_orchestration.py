@@ -49,6 +49,27 @@ def timed(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, str]:
     return seconds, done.stdout
 
 
+STARTUP = r"""
+import json, runpy, sys, time
+t0 = time.process_time()
+import airflow.sdk  # noqa: F401 - every task process has this
+t1 = time.process_time()
+from airflow.sdk.plugins_manager import integrate_macros_plugins
+integrate_macros_plugins()  # what a task does for its template context: imports every plugin
+t2 = time.process_time()
+runpy.run_path(sys.argv[1])  # the DAG file, parsed again by each task process
+t3 = time.process_time()
+print(json.dumps({"airflow": t1 - t0, "plugins": t2 - t1, "dag_file": t3 - t2}))
+"""
+
+
+def task_startup(env: dict[str, str], dag_file: Path) -> dict[str, float]:
+    """CPU seconds a fresh task process spends before its body: Airflow's SDK, the plugins, the DAG file."""
+    out = subprocess.run([sys.executable, "-c", STARTUP, str(dag_file)], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def last_run_tasks(db: Path) -> dict[str, tuple[str, float]]:
     """task_id -> (state, duration seconds) of the DAG's newest run, as Airflow recorded them."""
     with sqlite3.connect(db) as conn:
@@ -129,7 +150,13 @@ def main() -> int:
                   f"| x{task_s[-1] / bare_s[-1]:.2f} | no new data: DAG run {idle_dag_s[-1]:5.1f} s, tasks "
                   f"{idle_tasks_s[-1]:5.1f} s; bare {idle_bare_s[-1]:4.1f} s", flush=True)
         tasks = last_run_tasks(db)
+        dag_file = Path(__file__).resolve().parent.parent / "dags" / "signalroom_sources.py"
+        startups = [task_startup(bare_env, dag_file) for _ in range(args.rounds)]
 
+    startup = {k: statistics.median(s[k] for s in startups) for k in startups[0]}
+    print(f"  every task process (a real executor starts one per task), CPU s before the task body: Airflow SDK "
+          f"{startup['airflow']:.2f}, plugins {startup['plugins']:.2f}, DAG file {startup['dag_file']:.2f}; "
+          f"x {len(tasks)} tasks per run")
     ratio = statistics.median(t / b for t, b in zip(task_s, bare_s, strict=True))
     inner = statistics.median(t / b for t, b in zip(task_s, bare_load_s, strict=True))
     idle = statistics.median(idle_tasks_s)

@@ -8,18 +8,38 @@ The maintenance operators live in `signalroom.orchestration.maintenance`, used b
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
 
-from signalroom_plugin.web.app import URL_PREFIX, app
+from signalroom_plugin.web import URL_PREFIX
 
 # relative hrefs: the UI resolves them against its base URL, so a sub-path deployment works
 _STATE_PAGE = URL_PREFIX.lstrip("/") + "/"
 _COMPLETENESS_PAGE = URL_PREFIX.lstrip("/") + "/completeness"
 
 
+class StateApp:
+    """The state app (ASGI), imported on its first request.
+
+    Every task process loads the plugins (Airflow adds their macros to each task's context);
+    importing the FastAPI app and Airflow's API security modules there cost ~1.3 s per task
+    (bench/bench_p3_orchestration.py). Only the API server ever serves it.
+    """
+
+    _app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if StateApp._app is None:
+            from signalroom_plugin.web.app import app
+
+            StateApp._app = app
+        await StateApp._app(scope, receive, send)
+
+
 class SignalRoomPlugin(AirflowPlugin):
     name = "signalroom"
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "SignalRoom pipeline state"}]
+    fastapi_apps = [{"app": StateApp(), "url_prefix": URL_PREFIX, "name": "SignalRoom pipeline state"}]
     external_views = [
         {
             "name": "Pipeline state",

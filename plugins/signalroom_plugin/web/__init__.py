@@ -1,0 +1,3 @@
+"""The pipeline-state app (`app.py`); only its URL prefix here, so the plugin imports nothing heavy."""
+
+URL_PREFIX = "/signalroom"

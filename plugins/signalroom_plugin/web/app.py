@@ -28,8 +28,6 @@ from signalroom.orchestration.connections import warehouse_destination
 from signalroom.registry import find_pipeline, registered_pipelines
 from signalroom.state import STATE_HEADER, read_states, state_rows
 
-URL_PREFIX = "/signalroom"
-
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),

@@ -28,7 +28,8 @@ lint: bootstrap
 	$(LINT_IMPORTS)
 
 bench: bootstrap
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@failed=""; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || failed="$$failed $$b"; done; \
+	if [ -n "$$failed" ]; then echo "targets missed:$$failed"; exit 1; fi
 
 lock:
 	$(VENV)/bin/uv pip compile requirements.txt --python-version 3.11 -o requirements.lock

@@ -487,6 +487,7 @@ class CsvLoadFiles:
         from dlt.extract.items import DataItemWithMeta
 
         metrics = DataWriterMetrics(load_file.path, load_file.rows, 0, 0, 0)
+        # what `dlt.mark.with_file_import` builds, which takes hints or an Arrow schema, not both
         return DataItemWithMeta(ImportFileMeta(load_file.path, metrics, "csv", hints, False), load_file.schema.empty_table())
 
     def remove_written(self) -> None:

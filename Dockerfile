@@ -1,6 +1,7 @@
 # The SignalRoom Airflow image: the official Airflow 3.3.2 image plus exactly the bundle's lock.
-# dags/, plugins/ and include/ are mounted by docker-compose.yaml, not baked in, so code edits
-# need no rebuild; rebuild after changing requirements.lock (`docker compose build`).
+# The repository is mounted by docker-compose.yaml as a DAG bundle, not baked in, so code edits
+# need no rebuild; rebuild after changing requirements.lock (`docker compose build`). No
+# PYTHONPATH: each DAG file puts its bundle's include/ on the import path.
 FROM apache/airflow:3.3.2-python3.11
 
 # Named volumes copy ownership from the image on first use: the shared dlt working folder and
@@ -15,5 +16,4 @@ USER airflow
 COPY --chown=airflow:0 requirements.lock /opt/airflow/requirements.lock
 RUN uv pip install --no-cache "apache-airflow==${AIRFLOW_VERSION}" -r /opt/airflow/requirements.lock
 
-ENV PYTHONPATH=/opt/airflow/include \
-    DLT_DATA_DIR=/opt/airflow/dlt_data
+ENV DLT_DATA_DIR=/opt/airflow/dlt_data

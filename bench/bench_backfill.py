@@ -7,7 +7,7 @@ candidate: one run with start_date..end_date over the same N days. Rounds altern
 the ratio of the medians says how much faster the form is per backfilled range. The
 scheduler's own latency between runs (seconds each) comes on top for real Airflow backfills.
 
-    PYTHONPATH=include:. .venv/bin/python bench/bench_backfill.py [days] [rounds]
+    .venv/bin/python bench/bench_backfill.py [days] [rounds]
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
    `signalroom.orchestration.alerts` (it imports the Slack provider's notifier). Ratio of
    medians, plus the absolute increment.
 
-    PYTHONPATH=include .venv/bin/python bench/bench_oncall_logging.py [rows] [rounds]
+    .venv/bin/python bench/bench_oncall_logging.py [rows] [rounds]
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Printed as well: the one-off index build on the history database (first run afte
 lands) and the same checks on the history database without the indexes, which is what the
 indexes buy.
 
-    PYTHONPATH=include:. .venv/bin/python bench/bench_p6_checks.py [--loads 100000] [--rows 1000000]
+    .venv/bin/python bench/bench_p6_checks.py [--loads 100000] [--rows 1000000]
 """
 
 from __future__ import annotations

@@ -4,6 +4,12 @@ incremental state of one registered pipeline, for the on-call.
 Thin on purpose: built in signalroom.orchestration.maintenance; no dlt import here.
 """
 
-from signalroom.orchestration.maintenance import build_maintenance_dag
+import runpy
+from pathlib import Path
+
+# this bundle version's include/ first on the import path: include/bundle_path.py
+runpy.run_path(str(Path(__file__).resolve().parent.parent / "include" / "bundle_path.py"))
+
+from signalroom.orchestration.maintenance import build_maintenance_dag  # noqa: E402
 
 dag = build_maintenance_dag()

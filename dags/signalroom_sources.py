@@ -3,6 +3,12 @@
 Thin on purpose: the factory builds every DAG from plain registry data; no dlt import here.
 """
 
-from signalroom.orchestration.factory import build_all_dags
+import runpy
+from pathlib import Path
+
+# this bundle version's include/ first on the import path: include/bundle_path.py
+runpy.run_path(str(Path(__file__).resolve().parent.parent / "include" / "bundle_path.py"))
+
+from signalroom.orchestration.factory import build_all_dags  # noqa: E402
 
 globals().update(build_all_dags())

@@ -6,7 +6,6 @@ and dry runs, and malformed entries rejected with file, entry and field before a
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -37,7 +36,7 @@ WEBHOOK = "https://hooks.slack.invalid/services/T000/B000/placeholder-token"
 def fresh_home(tmp_path_factory) -> dict[str, str]:
     """Environment of a brand-new, migrated metadata DB (not the session's)."""
     base = tmp_path_factory.mktemp("fresh-airflow")
-    env = {**os.environ, **localenv.airflow_env(base / "home", base / "dlt")}
+    env = localenv.cli_env(localenv.airflow_env(base / "home", base / "dlt"))
     (base / "home").mkdir()
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
                    capture_output=True)

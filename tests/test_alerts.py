@@ -209,7 +209,9 @@ def test_parsing_the_dags_does_not_import_the_slack_provider():
         "print(sorted(m for m in sys.modules if m.startswith(('airflow.providers.slack.notifications',"
         " 'airflow.providers.slack.hooks', 'slack_sdk'))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from tools.localenv import cli_env
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=cli_env())
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 

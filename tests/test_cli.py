@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from signalroom.registry import REGISTRY
+from tools import localenv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "signalroom", *args],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, env=localenv.cli_env(env), timeout=300,
     )
 
 

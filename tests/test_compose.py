@@ -180,13 +180,21 @@ def test_environment_matches_what_the_bundle_expects(services):
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
 
 
-def test_include_is_importable_through_pythonpath(services):
+def test_the_repository_is_mounted_as_a_dag_bundle_without_pythonpath(services):
+    """As in any Airflow the bundle is dropped into: a LocalDagBundle of the repository, its
+    plugins folder, and nothing on PYTHONPATH (the DAG files make include/ importable)."""
+    import json
+
     for name in AIRFLOW_SERVICES + ("airflow-worker", "airflow-init"):
         env, mounts = env_of(services[name]), mounts_of(services[name])
-        assert env["PYTHONPATH"] == "/opt/airflow/include", name
-        assert mounts["/opt/airflow/include"] == "./include", name
-        assert mounts["/opt/airflow/dags"] == "./dags" and mounts["/opt/airflow/plugins"] == "./plugins", name
-    for folder in ("include/signalroom", "dags"):
+        assert "PYTHONPATH" not in env, name
+        assert mounts["/opt/airflow/signalroom"] == ".", name
+        (bundle,) = json.loads(env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
+        assert bundle["classpath"] == "airflow.dag_processing.bundles.local.LocalDagBundle", name
+        assert bundle["kwargs"]["path"] == "/opt/airflow/signalroom", name
+        assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == "/opt/airflow/signalroom/plugins", name
+    assert not re.search(r"PYTHONPATH\s*=", (ROOT / "Dockerfile").read_text())
+    for folder in ("include/signalroom", "dags", "plugins/signalroom_plugin"):
         assert (ROOT / folder).is_dir()
 
 
@@ -209,11 +217,13 @@ def test_init_migrates_and_applies_the_settings_with_the_bundle_loader(services)
     script = "\n".join(init["command"]) if isinstance(init["command"], list) else init["command"]
     assert "set -euo pipefail" in script  # a failing step fails the init, and the stack waits
     assert "airflow db migrate" in script
-    match = re.search(r"python -m (signalroom\.deploy\.airflow_settings) apply (\S+)", script)
-    assert match, "init must apply airflow_settings.yaml with the bundle's loader"
-    module, target = match.groups()
+    match = re.search(r"cd (\S+)\s+python -m (signalroom\.deploy\.airflow_settings) apply (\S+)", script)
+    assert match, "init must apply airflow_settings.yaml with the bundle's loader, from include/"
+    folder, module, target = match.groups()
+    assert folder == "/opt/airflow/signalroom/include"
     assert (ROOT / "include" / (module.replace(".", "/") + ".py")).is_file()
-    assert mounts_of(init)[target] == "./airflow_settings.yaml"
+    assert target == "/opt/airflow/signalroom/airflow_settings.yaml"
+    assert mounts_of(init)["/opt/airflow/signalroom"] == "."
     assert script.index("airflow db migrate") < script.index(match.group(0))
     passwords = env_of(init)["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
     assert passwords.startswith("/opt/airflow/config/") and "_AIRFLOW_WWW_USER_PASSWORD" in script

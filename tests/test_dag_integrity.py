@@ -68,7 +68,9 @@ def test_production_retries_default():
         "d = build_all_dags()['signalroom_everflow'];"
         "t = d.get_task('daily_stats.load'); print(t.retries, t.retry_exponential_backoff)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from tools.localenv import cli_env
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=cli_env())
     assert out.stdout.split()[-2:] == ["3", "True"]
 
 

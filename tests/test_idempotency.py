@@ -4,7 +4,6 @@ backfill, each repeated. Shares the runs of test_backfill (tests/dagrun_support.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import date
@@ -22,6 +21,7 @@ from tests.support.dagrun import (
     table_dumps,
     yesterday_et,
 )
+from tools import localenv
 
 SOURCES = sorted(REGISTRY)
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def test_parallel_resource_loads_keep_their_own_state(dagrun_world, tmp_path):
     url = world.url(world.database())
     parts = urlsplit(url)
     env = {
-        **os.environ,
+        **localenv.cli_env(),
         **world.s3.dlt_env(world.bucket),
         "SIGNALROOM_DESTINATION": "postgres",
         # dlt wants a password; the test server's trust auth ignores it

@@ -23,9 +23,6 @@ def airflow_env(home: Path, data_dir: Path) -> dict[str, str]:
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(ROOT / "include"), os.environ.get("PYTHONPATH", "")) if p
-        ),
         "DLT_DATA_DIR": str(data_dir),
         "PROVIDERS__ENABLE_AIRFLOW_SECRETS": "false",
         "RUNTIME__LOG_LEVEL": "INFO",
@@ -49,6 +46,13 @@ def apply(home: Path, data_dir: Path) -> dict[str, str]:
     if include not in sys.path:
         sys.path.insert(0, include)
     return env
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of the terminal command `python -m signalroom` (and the deploy tool) run
+    from a checkout: the one place outside Airflow that needs `include/` on PYTHONPATH.
+    Airflow itself never does: every DAG file puts its bundle's include/ on the path."""
+    return {**os.environ, "PYTHONPATH": str(ROOT / "include"), **(extra or {})}
 
 
 def airflow_connection_env(conn_id: str, conn: dict) -> dict[str, str]:

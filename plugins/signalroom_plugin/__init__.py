@@ -8,11 +8,20 @@ The maintenance operators live in `signalroom.orchestration.maintenance`, used b
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from signalroom_plugin.web import URL_PREFIX
+# The plugin imports the package of the checkout it sits in (<checkout>/plugins/ -> include/),
+# appended, never first: in a process that also parsed a DAG file, the bundle version's package
+# (include/bundle_path.py) stays the one imported.
+if importlib.util.find_spec("signalroom") is None:
+    sys.path.append(str(Path(__file__).resolve().parents[2] / "include"))
+
+from signalroom_plugin.web import URL_PREFIX  # noqa: E402
 
 # relative hrefs: the UI resolves them against its base URL, so a sub-path deployment works
 _STATE_PAGE = URL_PREFIX.lstrip("/") + "/"

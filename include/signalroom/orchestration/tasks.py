@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import get_current_context
@@ -42,6 +43,8 @@ def plan_run(source: str) -> dict[str, Any]:
     # process, without the Param objects an in-process run (dag.test) shares with earlier runs
     plan = resolve_run(spec, form_values(spec, dag_run.conf), run)
     log.info("run plan: %s", describe_plan(source, plan, run))
+    # which bundle version's code this run executes (include/bundle_path.py)
+    log.info("signalroom package: %s", Path(__file__).resolve().parents[1])
     return plan
 
 

@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-# include/ is importable through PYTHONPATH everywhere: here, CI, docker-compose.
-export PYTHONPATH := $(CURDIR)/include:$(CURDIR)
+# No PYTHONPATH: Airflow imports the package through the DAG files (include/bundle_path.py),
+# the harness (tools/, tests/) through tools/localenv.py, as in any Airflow the bundle runs in.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 # the layer contracts of pyproject.toml ([tool.importlinter]); the plugin package lives in plugins/
@@ -31,8 +31,10 @@ bench: bootstrap
 	@failed=""; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || failed="$$failed $$b"; done; \
 	if [ -n "$$failed" ]; then echo "targets missed:$$failed"; exit 1; fi
 
+# the runtime lock first, then the dev lock constrained by it (same version of every shared package)
 lock:
 	$(VENV)/bin/uv pip compile requirements.txt --python-version 3.11 -o requirements.lock
+	$(VENV)/bin/uv pip compile requirements-dev.txt --python-version 3.11 -c requirements.lock -o requirements-dev.lock
 
 clean:
 	rm -rf .airflow .dlt_data .demo

@@ -26,7 +26,6 @@ from tools import localenv
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILE = ROOT / "airflow_settings.yaml"
 LOADER = [sys.executable, "-m", "signalroom.deploy.airflow_settings"]
-WEBHOOK = "https://hooks.slack.invalid/services/T000/B000/placeholder-token"
 
 
 # --------------------------------------------------------------------------- the shipped file
@@ -44,19 +43,9 @@ def fresh_home(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def shipped_env(fresh_home, pooler_warehouse) -> dict[str, str]:
-    """The shipped file's placeholders filled as compose's init would, warehouse = a real server."""
-    return {
-        **fresh_home,
-        "SIGNALROOM_WAREHOUSE_HOST": pooler_warehouse["host"],
-        "SIGNALROOM_WAREHOUSE_PORT": str(pooler_warehouse["port"]),
-        "SIGNALROOM_WAREHOUSE_DB": pooler_warehouse["database"],
-        "SIGNALROOM_WAREHOUSE_USER": pooler_warehouse["user"],
-        "SIGNALROOM_WAREHOUSE_PASSWORD": pooler_warehouse["password"],
-        "SIGNALROOM_WAREHOUSE_SSLMODE": "disable",
-        "EVERFLOW_API_KEY": "ef-key-" + uuid.uuid4().hex,
-        "SIGNALROOM_SLACK_WEBHOOK": WEBHOOK,
-    }
+def shipped_env(fresh_home) -> dict[str, str]:
+    """The shipped file needs nothing from the environment: every value is in it."""
+    return fresh_home
 
 
 def run_loader(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -64,7 +53,9 @@ def run_loader(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 
 # Runs in the applied DB's environment: the second apply (the CLI's own `main`, in this process
-# to spare an interpreter start), then a read-back as an Airflow server process looks connections up.
+# to spare an interpreter start), then a read-back as an Airflow server process looks
+# connections up — with production-style AIRFLOW_CONN_* variables for the warehouse and
+# Everflow, which Airflow's environment backend serves before the metadata DB.
 _SECOND_APPLY_AND_READ_BACK = textwrap.dedent("""
     import sys
     from signalroom.deploy.airflow_settings import main
@@ -91,84 +82,107 @@ _SECOND_APPLY_AND_READ_BACK = textwrap.dedent("""
     print(json.dumps({"conns": conns, "variables": variables, "pools": pools,
                       "who": who, "kwargs": kwargs}))
 """)
+EVERFLOW_KEY = "ef-key-" + uuid.uuid4().hex
 
 
 @pytest.fixture(scope="module")
-def applied_twice(shipped_env):
+def applied_twice(shipped_env, pooler_warehouse):
     first = run_loader(shipped_env, "apply", str(SETTINGS_FILE))
     assert first.returncode == 0, first.stderr[-3000:]
+    production = {
+        "AIRFLOW_CONN_SIGNALROOM_WAREHOUSE": json.dumps({
+            "conn_type": "postgres", "host": pooler_warehouse["host"], "port": pooler_warehouse["port"],
+            "schema": pooler_warehouse["database"], "login": pooler_warehouse["user"],
+            "password": pooler_warehouse["password"], "extra": {"sslmode": "disable"}}),
+        "AIRFLOW_CONN_SIGNALROOM_EVERFLOW": json.dumps({
+            "conn_type": "http", "host": "https://api.eflow.team", "password": EVERFLOW_KEY}),
+    }
     run = subprocess.run([sys.executable, "-c", _SECOND_APPLY_AND_READ_BACK, str(SETTINGS_FILE)],
-                         capture_output=True, text=True, env={**shipped_env, "_AIRFLOW_PROCESS_CONTEXT": "server"})
+                         capture_output=True, text=True,
+                         env={**shipped_env, **production, "_AIRFLOW_PROCESS_CONTEXT": "server"})
     assert run.returncode == 0, run.stderr[-3000:]
     *second, state = run.stdout.strip().splitlines()
     return first, subprocess.CompletedProcess([], 0, "\n".join(second), run.stderr), json.loads(state)
 
 
+def test_shipped_file_is_plain_astro_format():
+    """Astro's importer stores values as written: no ${...} anywhere, typed fields typed, only
+    Astro's keys, and nothing to apply conditionally."""
+    import yaml
+
+    text = SETTINGS_FILE.read_text()
+    assert "${" not in text and "only_if_env_set" not in text
+    document = yaml.safe_load(text)["airflow"]
+    astro_keys = {"connections": {"conn_id", "conn_type", "conn_host", "conn_schema", "conn_login",
+                                  "conn_password", "conn_port", "conn_uri", "conn_extra"},
+                  "pools": {"pool_name", "pool_slot", "pool_description"},
+                  "variables": {"variable_name", "variable_value"}}
+    for section, keys in astro_keys.items():
+        for entry in document[section]:
+            assert set(entry) <= keys, entry
+    assert all(isinstance(c.get("conn_port", 0), int) for c in document["connections"])
+    assert all(isinstance(p["pool_slot"], int) for p in document["pools"])
+
+
 def test_first_apply_creates_everything(applied_twice):
     first, _, _ = applied_twice
     assert first.returncode == 0, first.stderr
-    assert "changed 7 of 7 entries: 7 created, 0 updated, 0 unchanged" in first.stdout
-    for name in ("signalroom_warehouse", "signalroom_everflow", "signalroom_redtrack",
-                 "signalroom_s3", "signalroom_slack"):
+    assert "changed 6 of 6 entries: 6 created, 0 updated, 0 unchanged" in first.stdout
+    for name in ("signalroom_warehouse", "signalroom_everflow", "signalroom_redtrack", "signalroom_s3"):
         assert f"connection {name}: created" in first.stdout
     assert "pool signalroom_loads: created" in first.stdout
+    assert "variable signalroom_environment: created" in first.stdout
 
 
 def test_second_apply_changes_nothing_and_says_so(applied_twice):
     _, second, _ = applied_twice
     *lines, exit_line = second.stdout.strip().splitlines()
     assert exit_line == "exit 0"
-    assert lines[-1].endswith("nothing changed: all 7 entries already match")
-    assert all(line.endswith(": unchanged") for line in lines[:-1]) and len(lines) == 8
+    assert lines[-1].endswith("nothing changed: all 6 entries already match")
+    assert all(line.endswith(": unchanged") for line in lines[:-1]) and len(lines) == 7
 
 
-def test_applied_values_are_the_files(applied_twice, shipped_env, pooler_warehouse):
+def test_applied_values_are_the_files(applied_twice):
     _, _, state = applied_twice
     conns = state["conns"]
     assert conns["signalroom_warehouse"] == [
-        "postgres", pooler_warehouse["host"], pooler_warehouse["database"], pooler_warehouse["user"],
-        pooler_warehouse["password"], pooler_warehouse["port"], {"sslmode": "disable"},
+        "postgres", "warehouse", "warehouse", "signalroom", "signalroom", 5432, {"sslmode": "disable"},
     ]
-    assert conns["signalroom_everflow"][:5] == ["http", "https://api.eflow.team", None, None,
-                                                 shipped_env["EVERFLOW_API_KEY"]]
-    assert conns["signalroom_redtrack"][4] == "placeholder-redtrack-api-key"  # ${…:-default}
-    assert conns["signalroom_s3"][0] == "aws" and conns["signalroom_s3"][6]["bucket_url"].startswith("s3://")
-    assert conns["signalroom_slack"][0] == "slackwebhook" and conns["signalroom_slack"][4] == WEBHOOK
+    assert conns["signalroom_everflow"][:5] == ["http", "https://api.eflow.team", None, None, None]
+    assert conns["signalroom_redtrack"][:2] == ["http", "https://api.redtrack.io"]
+    assert conns["signalroom_s3"][0] == "aws"
+    assert conns["signalroom_s3"][6] == {"bucket_url": "s3://signalroom-exports/crm", "region_name": "us-east-1"}
+    assert "signalroom_slack" not in conns  # alerts are off until a webhook connection is provided
     assert state["pools"]["signalroom_loads"] == [4, "Concurrent dlt loads into the warehouse"]
     assert state["variables"]["signalroom_environment"] == "local-docker"
 
 
-def test_applied_warehouse_connection_logs_into_real_postgres(applied_twice, pooler_warehouse):
-    """File -> loader -> metadata DB -> connections.warehouse_destination -> a server that checks
-    the password: the pooler user and the `@:/?#%` password arrive intact."""
+def test_production_connection_from_env_wins_and_logs_into_real_postgres(applied_twice, pooler_warehouse):
+    """AIRFLOW_CONN_SIGNALROOM_WAREHOUSE (Airflow's environment backend) over the applied entry
+    -> connections.warehouse_destination -> a server that checks the password: the pooler user
+    and the `@:/?#%` password arrive intact."""
     _, _, state = applied_twice
     assert state["who"] == [pooler_warehouse["user"], pooler_warehouse["database"]]
 
 
-def test_applied_api_and_s3_connections_become_source_kwargs(applied_twice, shipped_env):
+def test_applied_api_and_s3_connections_become_source_kwargs(applied_twice):
     kwargs = applied_twice[2]["kwargs"]
-    assert kwargs["everflow"] == {"api_key": shipped_env["EVERFLOW_API_KEY"], "base_url": "https://api.eflow.team"}
+    assert kwargs["everflow"] == {"api_key": EVERFLOW_KEY, "base_url": "https://api.eflow.team"}
     assert kwargs["redtrack"]["base_url"] == "https://api.redtrack.io"
     s3 = kwargs["s3_exports"]
-    assert s3["aws_access_key_id"] == "placeholder-access-key-id" and s3["region_name"] == "us-east-1"
-    assert "endpoint_url" not in s3  # empty in the file: left to boto's default
+    assert s3["bucket_url"] == "s3://signalroom-exports/crm" and s3["region_name"] == "us-east-1"
+    assert "aws_access_key_id" not in s3 and "endpoint_url" not in s3  # boto's default chain
 
 
-def test_loader_output_carries_no_secret(applied_twice, shipped_env):
+def test_loader_output_carries_no_secret(applied_twice):
     for run in applied_twice[:2]:
-        for secret in (shipped_env["SIGNALROOM_WAREHOUSE_PASSWORD"], shipped_env["EVERFLOW_API_KEY"], WEBHOOK):
-            assert secret not in run.stdout + run.stderr
+        assert EVERFLOW_KEY not in run.stdout + run.stderr
+        assert "signalroom:signalroom" not in run.stdout + run.stderr
 
 
-def test_check_command_validates_the_shipped_file(monkeypatch, capsys):
-    monkeypatch.setenv("SIGNALROOM_WAREHOUSE_PASSWORD", "x")
-    monkeypatch.delenv("SIGNALROOM_SLACK_WEBHOOK", raising=False)
+def test_check_command_validates_the_shipped_file(capsys):
     assert main(["check", str(SETTINGS_FILE)]) == 0
-    assert "ok (4 connections, 1 variables, 1 pools, 1 skipped)" in capsys.readouterr().out
-    monkeypatch.delenv("SIGNALROOM_WAREHOUSE_PASSWORD")
-    assert main(["check", str(SETTINGS_FILE)]) == 2
-    assert ("connections[0] (signalroom_warehouse) conn_password: environment variable "
-            "SIGNALROOM_WAREHOUSE_PASSWORD is not set") in capsys.readouterr().err
+    assert "ok (4 connections, 1 variables, 1 pools)" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- updates (session DB)

@@ -6,6 +6,8 @@ imported (Airflow reads its config at import time).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from pathlib import Path
 
@@ -23,6 +25,11 @@ def airflow_env(home: Path, data_dir: Path) -> dict[str, str]:
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        # every process of one local home encrypts connections with the same key (a process
+        # started before airflow.cfg existed would otherwise have none); local homes hold only
+        # stand-in credentials, so a key derived from the home's path is enough
+        "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(
+            hashlib.sha256(f"signalroom-local:{home}".encode()).digest()).decode(),
         "DLT_DATA_DIR": str(data_dir),
         "PROVIDERS__ENABLE_AIRFLOW_SECRETS": "false",
         "RUNTIME__LOG_LEVEL": "INFO",

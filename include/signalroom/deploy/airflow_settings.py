@@ -1,16 +1,17 @@
-"""Apply `airflow_settings.yaml` (the Astro CLI's format) to Airflow's metadata database.
+"""Apply an `airflow_settings.yaml` (the Astro CLI's format) through Airflow's own commands.
 
-Why a loader of our own: the compose init service and the demo need the same connections,
-variables and pools as Astro users get from `astro dev object import`, applied
-idempotently (a rerun changes nothing and says so), with `${ENV_VAR}` placeholders so
-secrets stay out of the file, and with errors that name the file, the entry and the field
-before anything is written.
+Why a tool of our own around them: the compose init service and the demo need the same
+connections, variables and pools as Astro users get from `astro dev object import`, with
+errors that name the file, the entry and the field before anything is written, applied
+idempotently (a rerun changes nothing and says so) and never deleting. Reading and writing
+goes through `airflow connections|variables|pools export|import` only, never Airflow's
+models. `${ENV_VAR}` placeholders are expanded for private files such as the demo's
+(the shipped airflow_settings.yaml has none: Astro would store them literally).
 
     python -m signalroom.deploy.airflow_settings check FILE            # validate only
     python -m signalroom.deploy.airflow_settings apply FILE [--dry-run]
 
-This is a CLI tool that talks to the metadata DB (like `airflow connections import`), never
-DAG-parse code. It creates or updates what the file lists and deletes nothing.
+A deployment tool run from a terminal or an init container, never DAG-parse code.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import difflib
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -381,87 +384,152 @@ class ApplyReport:
                 f"{self.counts['unchanged']} unchanged")
 
 
-def _apply_connection(session: Any, spec: ConnectionSpec, report: ApplyReport) -> None:
-    # airflow.models loads the ORM (heavy, needs a configured Airflow): only when applying
-    from airflow.models.connection import Connection
-    from sqlalchemy import select
-
-    existing = session.scalar(select(Connection).where(Connection.conn_id == spec.conn_id))
-    wanted = spec.fields()
-    if existing is None:
-        session.add(Connection(conn_id=spec.conn_id, **{**wanted, "extra": wanted["extra"] or None}))
-        report.record("connection", spec.conn_id, "created")
-        return
-    current = {
-        "conn_type": existing.conn_type, "host": existing.host, "schema": existing.schema,
-        "login": existing.login, "password": existing.password, "port": existing.port,
-        "extra": existing.extra_dejson,
-    }
-    changed = [name for name in wanted if (current[name] or None) != (wanted[name] or None)]
-    for name in changed:
-        value = wanted[name]
-        if name == "extra":
-            existing.extra = json.dumps(value) if value else None
-        else:
-            setattr(existing, name, value)
-    report.record("connection", spec.conn_id, "updated" if changed else "unchanged", changed)
+class ApplyError(RuntimeError):
+    """An Airflow command failed, or Airflow did not store what was imported."""
 
 
-def _apply_variable(session: Any, spec: VariableSpec, report: ApplyReport) -> None:
-    # airflow.models loads the ORM (heavy, needs a configured Airflow): only when applying
-    from airflow.models.variable import Variable
-    from sqlalchemy import select
-
-    existing = session.scalar(select(Variable).where(Variable.key == spec.key))
-    if existing is None:
-        session.add(Variable(key=spec.key, val=spec.value))
-        report.record("variable", spec.key, "created")
-    elif existing.val != spec.value:
-        existing.val = spec.value
-        report.record("variable", spec.key, "updated", ["value"])
-    else:
-        report.record("variable", spec.key, "unchanged")
+# Runs several `airflow ...` command lines in one interpreter, each parsed and dispatched by
+# Airflow's own CLI parser exactly as `airflow <args>` does: one Airflow start-up instead of one
+# per command (seconds each on a busy machine).
+_RUN_AIRFLOW_COMMANDS = """
+import json, sys
+from airflow.cli.cli_parser import get_parser
+for argv in json.loads(sys.argv[1]):
+    print("$ airflow", " ".join(argv), flush=True)
+    args = get_parser().parse_args(argv)
+    args.func(args)
+"""
 
 
-def _apply_pool(session: Any, spec: PoolSpec, report: ApplyReport) -> None:
-    # airflow.models loads the ORM (heavy, needs a configured Airflow): only when applying
-    from airflow.models.pool import Pool
-    from sqlalchemy import select
+def _airflow(*commands: list[str]) -> None:
+    """`airflow <command>` for each command line, in this environment (AIRFLOW_HOME, the
+    metadata DB's URL); the commands print ids and counts, never values."""
+    result = subprocess.run([sys.executable, "-c", _RUN_AIRFLOW_COMMANDS, json.dumps(commands)],
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise ApplyError(f"an Airflow command failed ({result.returncode}):\n"
+                         f"{(result.stdout + result.stderr)[-2000:]}")
 
-    existing = session.scalar(select(Pool).where(Pool.pool == spec.name))
-    if existing is None:
-        session.add(Pool(pool=spec.name, slots=spec.slots, description=spec.description,
-                         include_deferred=False))
-        report.record("pool", spec.name, "created")
-        return
-    changed = []
-    if existing.slots != spec.slots:
-        existing.slots = spec.slots
-        changed.append("slots")
-    if (existing.description or None) != spec.description:
-        existing.description = spec.description
-        changed.append("description")
-    report.record("pool", spec.name, "updated" if changed else "unchanged", changed)
+
+def _export_all(folder: Path) -> dict[str, dict[str, Any]]:
+    """What Airflow holds now, through its export commands."""
+    targets = {kind: folder / f"current-{kind}.json" for kind in ("connection", "variable", "pool")}
+    for target in targets.values():
+        target.unlink(missing_ok=True)
+    _airflow(["connections", "export", str(targets["connection"]), "--file-format", "json"],
+             ["variables", "export", str(targets["variable"])],
+             ["pools", "export", str(targets["pool"])])
+    state = {}
+    for kind, target in targets.items():
+        state[kind] = json.loads(target.read_text() or "{}")
+        target.unlink()  # it holds every secret of the metadata DB
+    return state
+
+
+def _connection_fields(exported: Mapping[str, Any]) -> dict[str, Any]:
+    extra = exported.get("extra")
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra) if extra.strip() else {}
+        except json.JSONDecodeError:
+            extra = {"<not JSON>": extra}
+    return {"conn_type": exported.get("conn_type"), "host": exported.get("host"),
+            "schema": exported.get("schema"), "login": exported.get("login"),
+            "password": exported.get("password"), "port": exported.get("port"), "extra": extra or {}}
+
+
+def _variable_matches(exported: Any, value: str) -> bool:
+    if isinstance(exported, str):
+        return exported == value
+    try:  # the export decodes JSON values
+        return json.loads(value) == exported
+    except json.JSONDecodeError:
+        return False
+
+
+def _differences(settings: Settings, state: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, Any, list[str] | None]]:
+    """(kind, id, import entry, changed fields) per listed entry; changed None = not in Airflow."""
+    out: list[tuple[str, str, Any, list[str] | None]] = []
+    for conn in settings.connections:
+        wanted = conn.fields()
+        entry = {**{k: v for k, v in wanted.items() if v not in (None, {})}}
+        current = state["connection"].get(conn.conn_id)
+        changed = None if current is None else [
+            name for name, have in _connection_fields(current).items() if (have or None) != (wanted[name] or None)
+        ]
+        out.append(("connection", conn.conn_id, entry, changed))
+    for variable in settings.variables:
+        current = state["variable"]
+        changed = None if variable.key not in current else (
+            [] if _variable_matches(current[variable.key], variable.value) else ["value"])
+        out.append(("variable", variable.key, variable.value, changed))
+    for pool in settings.pools:
+        current = state["pool"].get(pool.name)
+        entry = {"slots": pool.slots, "description": pool.description or "",
+                 "include_deferred": bool((current or {}).get("include_deferred", False))}
+        changed = None if current is None else [
+            name for name, have, want in (("slots", current.get("slots"), pool.slots),
+                                          ("description", current.get("description") or None, pool.description))
+            if have != want
+        ]
+        out.append(("pool", pool.name, entry, changed))
+    return out
+
+
+_IMPORTS = {
+    "connection": ["connections", "import", "{file}", "--overwrite"],
+    "variable": ["variables", "import", "{file}", "--action-on-existing-key", "overwrite"],
+    "pool": ["pools", "import", "{file}"],
+}
+
+
+def _import(folder: Path, todo: Mapping[str, Mapping[str, Any]]) -> None:
+    """Airflow's import commands for the kinds that have entries to write."""
+    commands = []
+    for kind, entries in todo.items():
+        if entries:
+            path = folder / f"import-{kind}.json"
+            path.write_text(json.dumps(entries))
+            commands.append([arg.format(file=path) for arg in _IMPORTS[kind]])
+    try:
+        _airflow(*commands)
+    finally:
+        for kind in todo:
+            (folder / f"import-{kind}.json").unlink(missing_ok=True)
 
 
 def apply_settings(settings: Settings, dry_run: bool = False) -> ApplyReport:
-    """Create or update every listed object in one transaction (all or nothing)."""
-    # the metadata DB session (heavy, needs a configured Airflow): only when applying
-    from airflow.utils.session import create_session
+    """Create or update every listed entry through Airflow's own commands; delete nothing.
 
+    `airflow {connections,variables,pools} export` tell what Airflow holds; only the entries
+    that are missing or differ go to `airflow connections import --overwrite`,
+    `airflow variables import --action-on-existing-key overwrite` and `airflow pools import`;
+    a final export checks Airflow stored them. Nothing to change: no import runs at all.
+    The files those commands read and write hold secrets: they live in a private temporary
+    folder and are removed at once."""
     report = ApplyReport()
     for kind, ident, variable in settings.skipped:
         report.lines.append(f"{kind} {ident}: skipped ({variable} is not set)")
-    with create_session() as session:
-        for conn in settings.connections:
-            _apply_connection(session, conn, report)
-        for variable in settings.variables:
-            _apply_variable(session, variable, report)
-        for pool in settings.pools:
-            _apply_pool(session, pool, report)
-        session.flush()
-        if dry_run:
-            session.rollback()
+    with tempfile.TemporaryDirectory(prefix="signalroom-settings-") as tmp:
+        folder = Path(tmp)
+        todo: dict[str, dict[str, Any]] = {"connection": {}, "variable": {}, "pool": {}}
+        for kind, ident, entry, changed in _differences(settings, _export_all(folder)):
+            if changed is None:
+                report.record(kind, ident, "created")
+            elif changed:
+                report.record(kind, ident, "updated", changed)
+            else:
+                report.record(kind, ident, "unchanged")
+                continue
+            todo[kind][ident] = entry
+        if dry_run or not report.changed:
+            return report
+        _import(folder, todo)
+        left = [f"{kind} {ident} ({', '.join(changed) if changed is not None else 'missing'})"
+                for kind, ident, _, changed in _differences(settings, _export_all(folder))
+                if changed is None or changed]
+    if left:
+        raise ApplyError("Airflow did not store: " + "; ".join(left))
     return report
 
 
@@ -471,8 +539,8 @@ def apply_settings(settings: Settings, dry_run: bool = False) -> ApplyReport:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m signalroom.deploy.airflow_settings",
-        description="Validate or apply an airflow_settings.yaml (Astro CLI format) to Airflow's "
-        "metadata DB. ${VAR} and ${VAR:-default} are expanded from the environment.",
+        description="Validate or apply an airflow_settings.yaml (Astro CLI format) through Airflow's "
+        "import/export commands. ${VAR} and ${VAR:-default} are expanded from the environment.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="validate the file; touch no database")
@@ -492,7 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.file}: ok ({len(settings.connections)} connections, {len(settings.variables)} "
               f"variables, {len(settings.pools)} pools{skipped})")
         return 0
-    report = apply_settings(settings, dry_run=args.dry_run)
+    try:
+        report = apply_settings(settings, dry_run=args.dry_run)
+    except ApplyError as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return 1
     for line in report.lines:
         print(line)
     print(f"{args.file}: {report.summary(dry_run=args.dry_run)}")

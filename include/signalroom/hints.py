@@ -23,7 +23,7 @@ class Hint:
     cause: str
     fix: str
     patterns: tuple[str, ...]  # regexes, matched case-insensitively on class names + messages
-    extra: bool = False  # not in the spec's table
+    extra: bool = False  # beyond the team's error list (docs/OPERATIONS.md)
 
     @property
     def runbook_anchor(self) -> str:

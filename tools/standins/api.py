@@ -1,6 +1,6 @@
 """A loopback HTTP stand-in for the Everflow and RedTrack report APIs.
 
-Speaks the contracts in shared/spec/sources.md (auth, date filtering, Everflow page/limit,
+Speaks the contracts in docs/SOURCES.md (auth, date filtering, Everflow page/limit,
 RedTrack one-day-per-request with a ~1 request/s limit answering 429, `POST /report` 404)
 and serves deterministic synthetic data (seeded per day), with controls for tests: restate a
 day's metrics, inject 5xx bursts, force 429s. Every request is recorded (without key values)

@@ -1,7 +1,7 @@
 """A real S3 API on loopback: moto's server mode in a thread of this process.
 
-moto's in-process `mock_aws()` does not work with dlt/s3fs (aiobotocore awaits fail, see
-stack notes); its server over HTTP does. The server counts object reads (GET of a key),
+moto's in-process `mock_aws()` does not work with dlt/s3fs (aiobotocore's awaits on moto's
+patched responses fail); its server over HTTP does. The server counts object reads (GET of a key),
 so tests and benchmarks can prove which files a run opened without touching our code.
 """
 

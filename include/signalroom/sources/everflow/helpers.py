@@ -18,7 +18,7 @@ log = logging.getLogger("signalroom.sources.everflow")
 def business_date_from_epoch(value: Any) -> date:
     """The ET business day of an Everflow date column (Unix seconds as a string).
 
-    *Assumed* (spec): the epoch is midnight of the business day in UTC, so its UTC calendar
+    *Assumed* (docs/SOURCES.md): the epoch is midnight of the business day in UTC, so its UTC calendar
     date is the business date. A midnight-ET epoch (04:00/05:00 UTC the same day) maps to the
     same day, so either convention loads correctly. This is the one place that decides it.
     """

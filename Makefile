@@ -9,13 +9,17 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 # the layer contracts of pyproject.toml ([tool.importlinter]); the plugin package lives in plugins/
 LINT_IMPORTS := PYTHONPATH=$(CURDIR)/include:$(CURDIR)/plugins $(VENV)/bin/lint-imports --no-cache
 
-.PHONY: bootstrap demo test lint bench lock clean
+.PHONY: bootstrap demo airflow test lint bench lock clean
 
 bootstrap:
 	@scripts/bootstrap.sh
 
 demo: bootstrap
 	$(PY) -m tools.demo
+
+# the demo's Airflow as services with its UI until Ctrl-C (tools/airflow_local.py)
+airflow: bootstrap
+	$(PY) -m tools.airflow_local
 
 test: bootstrap
 	@scripts/system-deps.sh

@@ -13,14 +13,13 @@ Per round, interleaved, each in its own fresh process, database and dlt working 
   find nothing, their checks, the DAG checks, scheduling) as task seconds per resource, and
   the bare runner's no-data run of all three resources beside it.
 
-    PYTHONPATH=include:. .venv/bin/python bench/bench_p3_orchestration.py [--rounds 5]
+    .venv/bin/python bench/bench_p3_orchestration.py [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import statistics
 import subprocess
@@ -89,7 +88,11 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = private_env("p3")
-    base_env = dict(os.environ)
+    # `python -m signalroom` (the bare runner) needs include/ on its path; the Airflow processes
+    # do not (their DAG files put it first) and get the same environment for a fair comparison
+    from tools.localenv import cli_env
+
+    base_env = cli_env()
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     from signalroom.registry import REGISTRY
     from tools.localenv import airflow_connection_env

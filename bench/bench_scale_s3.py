@@ -11,7 +11,7 @@ Targets per shape: time per row at the largest size <= 1.2x the smallest's; peak
 largest/smallest <= 1.5x (P7). The 5M-row file is ~4 GB of CSV; with its load files and two
 Postgres copies a round needs ~15 GB of disk, checked before it starts.
 
-    PYTHONPATH=include:. .venv/bin/python bench/bench_scale_s3.py [--rounds 5] [--max-rows 5000000]
+    .venv/bin/python bench/bench_scale_s3.py [--rounds 5] [--max-rows 5000000]
 """
 
 from __future__ import annotations

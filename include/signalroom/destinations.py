@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 ENV_DESTINATION = "SIGNALROOM_DESTINATION"  # duckdb | postgres
 ENV_DUCKDB_PATH = "SIGNALROOM_DUCKDB_PATH"
@@ -49,6 +49,24 @@ class DestinationConfig:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             return dlt.destinations.duckdb(credentials=path)
         return dlt.destinations.postgres(credentials=self.postgres_url)
+
+    def table_uri(self, schema: str, table: str) -> str:
+        """Where a table lives, as a URI without credentials (the Airflow asset of the table).
+
+        Postgres: `postgres://host:port/database/schema/table`, the form Airflow's Postgres
+        provider registers and OpenLineage names datasets by. DuckDB (no provider registers a
+        scheme): `duckdb://localhost/<absolute file path>/schema/table`, the file being the
+        database of the worker's host.
+        """
+        if self.kind == "duckdb":
+            path = Path(self.duckdb_path or data_dir() / "warehouse.duckdb").resolve()
+            return f"duckdb://localhost{quote(path.as_posix())}/{quote(schema)}/{quote(table)}"
+        parts = urlsplit(self.postgres_url or "")
+        database = unquote(parts.path.lstrip("/")) or "postgres"
+        return (
+            f"postgres://{parts.hostname or 'localhost'}:{parts.port or 5432}/"
+            f"{quote(database, safe='')}/{quote(schema, safe='')}/{quote(table, safe='')}"
+        )
 
     def describe(self) -> str:
         """A log-safe description (no password)."""

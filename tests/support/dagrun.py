@@ -202,6 +202,24 @@ def cursor_of(state: dict[str, Any], source: str, resource: str) -> Any:
     return res.get("incremental", {}).get("date", {}).get("last_value")
 
 
+def asset_events_of(dag_id: str, run_id: str) -> list[tuple[str, str, dict, tuple[str, ...]]]:
+    """The asset events a DAG run emitted, from Airflow's metadata DB (read in the process that
+    ran it: under xdist each worker has its own metadata DB)."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent).where(AssetEvent.source_dag_id == dag_id, AssetEvent.source_run_id == run_id)
+            .order_by(AssetEvent.id)
+        ).all()
+        return [
+            (e.asset.uri, e.source_task_id, dict(e.extra or {}), tuple(sorted(a.name for a in e.source_aliases)))
+            for e in events
+        ]
+
+
 def task_states(dag_run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
@@ -217,6 +235,9 @@ class Step:
     local_state: dict[str, Any]
     api_days: list[tuple[date, date]] = field(default_factory=list)
     files_read: set[str] = field(default_factory=set)
+    run_id: str = ""
+    # (asset URI, source task, event extra, aliases) of every asset event the run emitted
+    asset_events: list[tuple[str, str, dict, tuple[str, ...]]] = field(default_factory=list)
 
 
 @dataclass
@@ -306,6 +327,8 @@ class Scenarios:
                 local_state={p: local_state(dlt_dir, p) for p in pipelines},
                 api_days=[r.day_range for r in world.api.report_requests(source) if r.status == 200],
                 files_read={k.removeprefix(f"{world.bucket}/") for k in world.s3.reads()},
+                run_id=dag_run.run_id,
+                asset_events=asset_events_of(dag_run.dag_id, dag_run.run_id),
             )
         return scenario
 

@@ -17,3 +17,8 @@ def pipeline_name(source: str, resource: str) -> str:
 
 def dag_id_for(source: str) -> str:
     return f"{DAG_ID_PREFIX}{source}"
+
+
+def table_alias_name(source: str, resource: str) -> str:
+    """The Airflow asset alias a resource's load emits its tables through (`everflow.daily_stats`)."""
+    return f"{source}.{resource}"

@@ -13,6 +13,7 @@ from airflow.sdk import DAG, TaskGroup, task
 
 from signalroom.base.naming import START_DATE, dag_id_for
 from signalroom.orchestration import alerts, checks, tasks
+from signalroom.orchestration.assets import table_alias
 from signalroom.orchestration.params import dag_params
 from signalroom.orchestration.schedules import describe_schedule, timetable_for
 from signalroom.registry import REGISTRY, SourceSpec
@@ -73,7 +74,11 @@ def build_dag(spec: SourceSpec) -> DAG:
             with TaskGroup(group_id=resource.name, tooltip=f"load then check {resource.table}") as group:
                 # one load of a pipeline at a time across all runs, Airflow backfills included
                 # (their runs are not bound by the DAG's max_active_runs)
-                load = task(task_id="load", pool=load_pool(), max_active_tis_per_dag=1)(
+                # its tables' asset events go through the resource's alias (orchestration.assets)
+                load = task(
+                    task_id="load", pool=load_pool(), max_active_tis_per_dag=1,
+                    outlets=[table_alias(spec.name, resource.name)],
+                )(
                     tasks.load_resource
                 )(spec.name, resource.name, plan)
                 checks.resource_checks(spec, resource, load)

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from signalroom.base.plan import RunPlan
 from signalroom.orchestration import alerts
+from signalroom.orchestration.assets import emit_table_events
 from signalroom.orchestration.connections import source_kwargs, warehouse_destination
 from signalroom.orchestration.params import RunContext, describe_plan, form_values, resolve_run
 from signalroom.pipeline import run_load
@@ -55,12 +56,15 @@ def load_resource(source: str, resource: str, plan: dict[str, Any]) -> dict[str,
         raise AirflowSkipException(f"resource {resource!r} not selected for this run")
     if run_plan.dry_run:
         raise AirflowSkipException(f"dry run: {resource!r} would load {run_plan.window.describe()}")
+    destination = warehouse_destination()
     summary = run_load(
         source,
         resource,
         run_plan.window,
-        warehouse_destination(),
+        destination,
         source_kwargs=source_kwargs(get_spec(source)),
     )
     alerts.post_schema_notice(summary, get_current_context())  # a notice, never a failure
+    # the tables it wrote become asset events (none when it wrote no rows): orchestration.assets
+    emit_table_events(get_current_context()["outlet_events"], destination, summary, run_plan.run_type)
     return summary

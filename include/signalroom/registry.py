@@ -305,3 +305,52 @@ def find_pipeline(name: str) -> tuple[SourceSpec, ResourceSpec]:
     source, resource = known[name]
     spec = get_spec(source)
     return spec, spec.resource(resource)
+
+
+# ------------------------------------------------------------------ derived reporting models
+
+INTERNAL_AFFILIATE_LABELS = ("G2 - Meta", "G2 - Google", "SB - Meta", "SB - Google")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A reporting model built in the warehouse from loaded resources: DAG `signalroom_<name>`,
+    scheduled on its inputs' asset aliases (signalroom.reporting has the SQL and the seed)."""
+
+    name: str  # the view's name
+    description: str
+    # (source, resource) whose loads trigger the model: every one of them must have landed
+    inputs: tuple[tuple[str, str], ...]
+    schema: str = "public"
+    mapping_table: str = "affiliate_mapping"
+    seed: str = "affiliate_mapping.csv"  # a file in include/signalroom/reporting/seeds/
+    # affiliate labels whose cost is the mapped RedTrack spend (compared trimmed)
+    internal_labels: tuple[str, ...] = INTERNAL_AFFILIATE_LABELS
+    # reconciliation: warn when a day's RedTrack spend with no mapping row exceeds this share
+    unmapped_spend_warn_share: float = 0.05
+    # ... checked over the newest days of RedTrack data (its look-back restates them)
+    reconciliation_days: int = 7
+    owner: str = "data-team"
+
+
+MODELS: dict[str, ModelSpec] = {
+    model.name: model
+    for model in (
+        ModelSpec(
+            name="daily_performance",
+            description="Daily performance per ET date, advertiser and affiliate label: Everflow "
+            "conversions and payout, mapped RedTrack spend, cost and CPA.",
+            inputs=(("everflow", "daily_stats"), ("redtrack", "daily_spend")),
+        ),
+    )
+}
+
+
+def get_model(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UnknownSourceError(
+            f"unknown model {name!r}: not in include/signalroom/registry.py MODELS. "
+            f"Known models: {', '.join(sorted(MODELS))}"
+        ) from None

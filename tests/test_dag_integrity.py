@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from signalroom.registry import REGISTRY
+from signalroom.registry import MODELS, REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,8 +29,25 @@ def test_no_import_errors(dagbag):
 def test_one_dag_per_registered_source(dagbag):
     from signalroom.base.naming import dag_id_for
 
+    models = {dag_id_for(name) for name in MODELS}
     source_dags = {d for d in dagbag.dag_ids if d.startswith("signalroom_") and d != "signalroom_maintenance"}
-    assert source_dags == {dag_id_for(name) for name in REGISTRY}
+    assert source_dags - models == {dag_id_for(name) for name in REGISTRY}
+    assert models <= set(dagbag.dag_ids)
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_model_dags_run_on_their_inputs_assets_not_a_clock(dagbag, model):
+    from airflow.sdk import AssetAlias
+
+    from signalroom.base.naming import dag_id_for
+
+    dag = dagbag.get_dag(dag_id_for(model))
+    assert dag.timetable.__class__.__name__ == "AssetTriggeredTimetable"
+    condition = dag.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAll"  # every input must have landed
+    assert {a.name for a in condition.objects if isinstance(a, AssetAlias)} == {
+        f"{s}.{r}" for s, r in MODELS[model].inputs}
+    assert dag.get_task("publish").outlets == [AssetAlias(name=f"reporting.{model}", group="signalroom")]
 
 
 @pytest.mark.parametrize("source", sorted(REGISTRY))

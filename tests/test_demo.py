@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from signalroom.base.naming import dag_id_for
-from signalroom.registry import REGISTRY
+from signalroom.registry import MODELS, REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -63,13 +63,26 @@ def test_demo_runs_every_dag_to_success(demo_runs):
     demo_dir, first, _, _ = demo_runs
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     summary = json.loads((demo_dir / "summary.json").read_text())
-    assert {row["dag_id"] for row in summary} == {dag_id_for(name) for name in REGISTRY}
+    assert {row["dag_id"] for row in summary} == {dag_id_for(name) for name in [*REGISTRY, *MODELS]}
     for row in summary:
         assert row["state"] == "success", row
         assert row["tasks"] and all(state == "success" for state in row["tasks"].values()), row
-    for name in REGISTRY:
+    for name in [*REGISTRY, *MODELS]:
         assert dag_id_for(name) in first.stdout
     assert "warehouse.duckdb" in first.stdout
+
+
+def test_demo_summary_shows_the_daily_performance_rows(demo_runs):
+    import duckdb
+
+    demo_dir, first, _, _ = demo_runs
+    with duckdb.connect(str(demo_dir / "warehouse.duckdb"), read_only=True) as con:
+        count = con.execute("select count(*) from public.daily_performance").fetchone()[0]
+        mapping = con.execute("select count(*) from public.affiliate_mapping").fetchone()[0]
+    assert count > 0 and mapping == 20
+    assert f"public.daily_performance: {count} rows; newest day, highest cost first:" in first.stdout
+    header = next(line for line in first.stdout.splitlines() if line.strip().startswith("date "))
+    assert header.split()[:4] == ["date", "advertiser_id", "advertiser_label", "affiliate_label"]
 
 
 def test_demo_loads_every_table(demo_runs):

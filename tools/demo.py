@@ -1,4 +1,5 @@
-"""`make demo`: every registered source's DAG end to end through Airflow, with nothing external.
+"""`make demo`: every registered source's DAG end to end through Airflow, then the reporting
+models' DAGs (daily_performance) on what they loaded, with nothing external.
 
 Everflow and RedTrack come from the loopback API stand-in, the S3 exports from synthetic CSVs
 in a local folder (`file://`), the destination is a DuckDB file, Airflow's metadata a SQLite
@@ -123,6 +124,44 @@ def table_counts() -> list[tuple[str, int]]:
     return counts
 
 
+def model_rows(limit: int = 8) -> list[tuple[str, int, list[str], list[tuple]]]:
+    """Per reporting model: its view, row count, columns and the newest day's costliest rows."""
+    import duckdb
+
+    from signalroom.registry import MODELS
+
+    if not WAREHOUSE.exists():
+        return []
+    out = []
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        for model in MODELS.values():
+            view = f'"{model.schema}"."{model.name}"'
+            try:
+                count = con.execute(f"select count(*) from {view}").fetchone()[0]
+                cursor = con.execute(
+                    f"select * from {view} where date = (select max(date) from {view}) "
+                    f"order by cost desc, affiliate_label limit {limit}"
+                )
+            except duckdb.CatalogException:
+                out.append((f"{model.schema}.{model.name}", 0, [], []))
+                continue
+            columns = [d[0] for d in cursor.description]
+            out.append((f"{model.schema}.{model.name}", count, columns, cursor.fetchall()))
+    return out
+
+
+def _print_model_rows() -> None:
+    for view, count, columns, rows in model_rows():
+        print()
+        print(f"{view}: {count} rows; newest day, highest cost first:")
+        if not rows:
+            continue
+        cells = [columns, *[["" if v is None else str(v) for v in row] for row in rows]]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+        for row in cells:
+            print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
 def print_summary(results: list[tuple[str, str, dict[str, str], float]]) -> bool:
     ok = True
     print()
@@ -138,6 +177,7 @@ def print_summary(results: list[tuple[str, str, dict[str, str], float]]) -> bool
     print(f"{'table':36} {'rows':>8}")
     for name, rows in table_counts():
         print(f"{name:36} {rows:>8}")
+    _print_model_rows()
     print()
     print(f"Warehouse: {WAREHOUSE}")
     print(
@@ -150,7 +190,7 @@ def print_summary(results: list[tuple[str, str, dict[str, str], float]]) -> bool
 def main() -> int:
     env_vars = localenv.apply(AIRFLOW_HOME, DLT_DIR)
     from signalroom.base.naming import dag_id_for
-    from signalroom.registry import REGISTRY
+    from signalroom.registry import MODELS, REGISTRY
     from tools.standins.api import ApiStandin
 
     _say(f"Airflow metadata: {AIRFLOW_HOME} (SQLite); dlt working folder: {DLT_DIR}")
@@ -162,7 +202,9 @@ def main() -> int:
     env = {**os.environ, **env_vars}
     results = []
     try:
-        for name in REGISTRY:
+        # sources first, then the models built on what they loaded (in production the models
+        # run on the sources' asset events; `dags test` runs them here, one after another)
+        for name in [*REGISTRY, *MODELS]:
             dag_id = dag_id_for(name)
             _say(f"airflow dags test {dag_id} ...")
             seconds = run_dag(dag_id, env)

@@ -1,4 +1,5 @@
-"""Airflow DAGs: one per source in the SignalRoom registry (include/signalroom/registry.py).
+"""Airflow DAGs: one per source in the SignalRoom registry (include/signalroom/registry.py), and
+the intraday DAG of each source with an intraday schedule (`signalroom_<source>_intraday`).
 
 Thin on purpose: the factory builds every DAG from plain registry data; no dlt import here.
 """
@@ -10,5 +11,7 @@ from pathlib import Path
 runpy.run_path(str(Path(__file__).resolve().parent.parent / "include" / "bundle_path.py"))
 
 from signalroom.orchestration.factory import build_all_dags  # noqa: E402
+from signalroom.orchestration.intraday import build_all_intraday_dags  # noqa: E402
 
 globals().update(build_all_dags())
+globals().update(build_all_intraday_dags())

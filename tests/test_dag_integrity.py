@@ -30,9 +30,26 @@ def test_one_dag_per_registered_source(dagbag):
     from signalroom.base.naming import dag_id_for
 
     models = {dag_id_for(name) for name in MODELS}
+    intraday = {f"{dag_id_for(name)}_intraday" for name, spec in REGISTRY.items() if spec.intraday_schedule}
     source_dags = {d for d in dagbag.dag_ids if d.startswith("signalroom_") and d != "signalroom_maintenance"}
-    assert source_dags - models == {dag_id_for(name) for name in REGISTRY}
-    assert models <= set(dagbag.dag_ids)
+    assert source_dags - models - intraday == {dag_id_for(name) for name in REGISTRY}
+    assert models | intraday <= set(dagbag.dag_ids)
+
+
+def test_intraday_dags_of_the_api_sources(dagbag):
+    """Hourly 07:00-23:00 ET, a load per resource after `plan`, through the same asset aliases."""
+    from airflow.sdk import AssetAlias
+
+    assert sorted(n for n, s in REGISTRY.items() if s.intraday_schedule) == ["everflow", "redtrack"]
+    for name in ("everflow", "redtrack"):
+        dag = dagbag.get_dag(f"signalroom_{name}_intraday")
+        assert dag.timetable.__class__.__name__ == "CronTriggerTimetable"
+        assert dag.timetable.expression == "0 7-23 * * *" and str(dag.timetable.timezone) == "America/New_York"
+        assert dag.max_active_runs == 1 and dag.catchup is False and "intraday" in dag.tags
+        for resource in REGISTRY[name].resource_names:
+            load = dag.get_task(f"{resource}.load")
+            assert load.upstream_task_ids == {"plan"} and load.max_active_tis_per_dag == 1
+            assert load.outlets == [AssetAlias(name=f"{name}.{resource}", group="signalroom")]
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))

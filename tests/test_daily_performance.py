@@ -62,7 +62,7 @@ EXPECTED = sorted([
 # D1: 59.50 of 205.00 has no mapping row (the n/a-advertiser source is mapped); D2: none
 UNMAPPED_SHARE = {D1: Decimal("0.2902"), D2: Decimal("0")}
 VIEW_COLUMNS = ("date, advertiser_id, advertiser_label, affiliate_label, conversions, everflow_payout, "
-                "everflow_revenue, redtrack_cost, redtrack_clicks, is_internal, cost, cpa")
+                "everflow_revenue, redtrack_cost, redtrack_clicks, is_internal, cost, cpa, is_provisional")
 
 EVERFLOW_DDL = ("CREATE TABLE everflow.daily_stats (date DATE NOT NULL, affiliate_id BIGINT NOT NULL, "
                 "affiliate_label TEXT, advertiser_id BIGINT NOT NULL, advertiser_label TEXT, clicks BIGINT, "
@@ -90,7 +90,8 @@ def _normal(rows) -> list[tuple]:
     out = []
     for r in rows:
         out.append((r[0], int(r[1]), r[2], r[3], int(r[4]), Decimal(str(r[5])), Decimal(str(r[6])),
-                    Decimal(str(r[7])), int(r[8]), bool(r[9]), Decimal(str(r[10])), Decimal(str(r[11]))))
+                    Decimal(str(r[7])), int(r[8]), bool(r[9]), Decimal(str(r[10])), Decimal(str(r[11])),
+                    bool(r[12]) if len(r) > 12 else False))
     return sorted(out, key=lambda r: (r[0], r[1], r[3]))
 
 
@@ -197,6 +198,18 @@ def test_daily_performance_on_postgres_row_by_row(airflow_db, pg_database, monke
     assert set(states2.values()) == {"success"}
     assert db.query(pg_database, "SELECT count(*) FROM public.affiliate_mapping") == [(20,)]
     assert _normal(db.query(pg_database, f"SELECT {VIEW_COLUMNS} FROM public.daily_performance")) == _expected()
+
+    # today (intraday numbers) and the days the next daily run re-reads (look-back 3) are provisional
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    today = datetime.now(ZoneInfo("America/New_York")).date()
+    for back in (0, 3, 4):
+        db.query(pg_database, "INSERT INTO everflow.daily_stats VALUES (%s, 7, 'Partner P', 99, 'Adv', 1, 1, 1, 1, 0, '713')",
+                 (today - timedelta(days=back),))
+    provisional = dict(db.query(pg_database, "SELECT date, is_provisional FROM public.daily_performance "
+                                             "WHERE advertiser_id = 99"))
+    assert provisional == {today: True, today - timedelta(days=3): True, today - timedelta(days=4): False}
 
 
 def test_a_broken_row_fails_the_check_naming_it(airflow_db, pg_database, monkeypatch):

@@ -108,6 +108,9 @@ class SourceSpec:
     resources: tuple[ResourceSpec, ...]
     description: str
     schedule: str = "0 3 * * *"  # cron, read in `timezone`
+    # cron (in `timezone`) of the intraday DAG `signalroom_<name>_intraday` loading today's
+    # partial day; None = no intraday DAG. API sources with a date cursor only.
+    intraday_schedule: str | None = None
     timezone: str = DEFAULT_TIMEZONE
     lookback_days: int = 3
     max_backfill_days: int = 400
@@ -195,6 +198,7 @@ REGISTRY: dict[str, SourceSpec] = {
             description="Everflow affiliate conversions and payout per ET day, "
             "affiliate and advertiser (entity-table report), merged on the key.",
             schedule="0 3 * * *",
+            intraday_schedule="0 7-23 * * *",
             tags=("api", "affiliate"),
             connection_id="signalroom_everflow",
             connection_fields=_API_CREDENTIALS,
@@ -214,6 +218,7 @@ REGISTRY: dict[str, SourceSpec] = {
             description="RedTrack ad spend per ET day and traffic source "
             "(one report request per day), merged on the key.",
             schedule="0 3 * * *",
+            intraday_schedule="0 7-23 * * *",
             tags=("api", "ad-spend"),
             connection_id="signalroom_redtrack",
             connection_fields=_API_CREDENTIALS,

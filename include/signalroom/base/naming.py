@@ -19,6 +19,11 @@ def dag_id_for(source: str) -> str:
     return f"{DAG_ID_PREFIX}{source}"
 
 
+def intraday_dag_id_for(source: str) -> str:
+    """The source's intraday DAG (today's partial numbers, hourly)."""
+    return f"{dag_id_for(source)}_intraday"
+
+
 def table_alias_name(source: str, resource: str) -> str:
     """The Airflow asset alias a resource's load emits its tables through (`everflow.daily_stats`)."""
     return f"{source}.{resource}"

@@ -50,7 +50,8 @@ def event_extra(summary: LoadSummary, table: str, run_type: str) -> dict[str, An
         "rows_per_table": dict(summary.rows),
         "load_ids": list(summary.load_ids),
         "window": window.describe(),
-        "backfill": window.backfill,
+        "backfill": window.backfill and not window.intraday,
+        "intraday": window.intraday,  # today's partial day: the next daily run restates it
         "run_type": run_type,
         "pipeline": summary.pipeline,
     }

@@ -7,11 +7,15 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowSkipException
 
+from signalroom.base.naming import pipeline_name
 from signalroom.base.plan import RunPlan
+from signalroom.base.window import Window
+from signalroom.loadlock import PipelineBusyError, pipeline_lock
 from signalroom.orchestration import alerts
 from signalroom.orchestration.assets import emit_table_events
 from signalroom.orchestration.connections import source_kwargs, warehouse_destination
@@ -49,6 +53,21 @@ def plan_run(source: str) -> dict[str, Any]:
     return plan
 
 
+def plan_intraday(source: str) -> dict[str, Any]:
+    """First task of an intraday run: today's ET day (the day the run is due, not the worker's
+    clock), every resource, loaded without moving the cursor (`Window.today_partial`)."""
+    context = get_current_context()
+    dag_run = context["dag_run"]
+    spec = get_spec(source)
+    due = dag_run.run_after or datetime.now(timezone.utc)
+    day = due.astimezone(ZoneInfo(spec.timezone)).date()
+    run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
+    plan = RunPlan(window=Window.today_partial(day), resources=spec.resource_names, run_type=run_type)
+    log.info("run plan: %s intraday run of %s: %s; resources %s; due %s", run_type, source,
+             plan.window.describe(), ", ".join(plan.resources), due.isoformat())
+    return plan.to_dict()
+
+
 def load_resource(source: str, resource: str, plan: dict[str, Any]) -> dict[str, Any]:
     """Load task body: run one resource through the shared pipeline code path."""
     run_plan = RunPlan.from_dict(plan)
@@ -57,13 +76,22 @@ def load_resource(source: str, resource: str, plan: dict[str, Any]) -> dict[str,
     if run_plan.dry_run:
         raise AirflowSkipException(f"dry run: {resource!r} would load {run_plan.window.describe()}")
     destination = warehouse_destination()
-    summary = run_load(
-        source,
-        resource,
-        run_plan.window,
-        destination,
-        source_kwargs=source_kwargs(get_spec(source)),
-    )
+    intraday = run_plan.window.intraday
+    try:
+        # one load of a pipeline at a time across its daily and intraday DAGs (loadlock):
+        # an intraday load gives way at once, a daily or backfill load waits for it
+        with pipeline_lock(destination, pipeline_name(source, resource), wait=not intraday):
+            summary = run_load(
+                source,
+                resource,
+                run_plan.window,
+                destination,
+                source_kwargs=source_kwargs(get_spec(source)),
+            )
+    except PipelineBusyError as exc:
+        if intraday:
+            raise AirflowSkipException(f"{exc}. Intraday run skipped: the next one loads today") from None
+        raise
     alerts.post_schema_notice(summary, get_current_context())  # a notice, never a failure
     # the tables it wrote become asset events (none when it wrote no rows): orchestration.assets
     emit_table_events(get_current_context()["outlet_events"], destination, summary, run_plan.run_type)

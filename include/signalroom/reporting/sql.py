@@ -11,7 +11,9 @@ The business rules (docs/REPORTING.md):
   reconciliation check measures that share);
 - `is_internal`: the trimmed label is one of the registry's internal labels;
 - `cost`: RedTrack cost when internal, Everflow payout otherwise;
-- `cpa`: round(cost / conversions, 2), 0 without conversions.
+- `cpa`: round(cost / conversions, 2), 0 without conversions;
+- `is_provisional`: the date is today (ET, intraday numbers) or inside the inputs' look-back
+  of the last finished day: the next daily runs re-read and may restate it.
 """
 
 from __future__ import annotations
@@ -74,6 +76,14 @@ def mapping_replace(model: ModelSpec, placeholder: str) -> tuple[str, str]:
     return f"DELETE FROM {mapping_name(model)}", f"INSERT INTO {mapping_name(model)} ({names}) VALUES ({values})"
 
 
+def provisional_since_sql(model: ModelSpec) -> str:
+    """The first ET date the next daily run still re-reads: today (ET, the database's clock)
+    minus the longest look-back of the inputs. Dates from it on are provisional."""
+    specs = [get_spec(source) for source, _ in model.inputs]
+    lookback = max(spec.lookback_days for spec in specs)
+    return f"CAST(timezone({_literal(specs[0].timezone)}, now()) AS DATE) - {int(lookback)}"
+
+
 def view_ddl(model: ModelSpec) -> list[str]:
     """Drop and create the view (CREATE OR REPLACE cannot change a column's type in Postgres)."""
     internal = ", ".join(_literal(label.strip()) for label in model.internal_labels)
@@ -115,7 +125,8 @@ costed AS (
 )
 SELECT date, advertiser_id, advertiser_label, affiliate_label, conversions, everflow_payout,
        everflow_revenue, redtrack_cost, redtrack_clicks, is_internal, cost,
-       {cpa_expression()} AS cpa
+       {cpa_expression()} AS cpa,
+       date >= {provisional_since_sql(model)} AS is_provisional
 FROM costed"""
     return [
         f"CREATE SCHEMA IF NOT EXISTS {quote(model.schema)}",

@@ -9,6 +9,7 @@ code path, `pipeline.run_load`) sets the cursor a daily run would have left that
 
 from __future__ import annotations
 
+import time as clock
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
@@ -124,3 +125,27 @@ def test_an_intraday_load_gives_way_to_a_running_daily_load(dagrun_world, monkey
     assert "another load of pipeline 'everflow__daily_stats' is running" in capfd.readouterr().out
     assert db.query(url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'everflow'") == [(0,)]
     assert asset_events_of(run.dag_id, run.run_id) == []
+
+
+@pytest.mark.parametrize("kind", ["postgres", "duckdb"])
+def test_the_pipeline_lock_lets_one_load_in(kind, pg_database, tmp_path):
+    """Per pipeline, across processes' connections: a second taker gives up at once (intraday)
+    or after waiting (daily); another pipeline is not blocked; released on exit."""
+    from signalroom.destinations import DestinationConfig
+    from signalroom.loadlock import PipelineBusyError, pipeline_lock
+
+    dest = (DestinationConfig("postgres", postgres_url=db.with_password(pg_database)) if kind == "postgres"
+            else DestinationConfig("duckdb", duckdb_path=str(tmp_path / "warehouse.duckdb")))
+    with pipeline_lock(dest, "everflow__daily_stats", wait=False):
+        with pytest.raises(PipelineBusyError, match="another load of pipeline 'everflow__daily_stats'"):
+            with pipeline_lock(dest, "everflow__daily_stats", wait=False):
+                pass
+        started = clock.monotonic()
+        with pytest.raises(PipelineBusyError, match="waited"):
+            with pipeline_lock(dest, "everflow__daily_stats", wait=True, timeout=1.0, poll=0.2):
+                pass
+        assert clock.monotonic() - started >= 1.0
+        with pipeline_lock(dest, "redtrack__daily_spend", wait=False):
+            pass
+    with pipeline_lock(dest, "everflow__daily_stats", wait=False):
+        pass

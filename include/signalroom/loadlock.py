@@ -1,9 +1,12 @@
 """One load of a pipeline at a time, whichever DAG (daily, intraday, backfill) or CLI runs it.
 
 Airflow's `max_active_tis_per_dag` serialises a load task within one DAG only; the intraday DAG
-of a source loads the same pipelines. The lock lives where both runs meet: a session-level
-advisory lock in the Postgres warehouse (held by the loading process's own connection, so it
-is released when that process dies), or a file lock beside the DuckDB file (one host).
+of a source loads the same pipelines. The lock lives where both runs meet: a transaction-level
+advisory lock in the Postgres warehouse, taken in a transaction the loading process keeps open
+on its own connection for the whole load (released when it ends, or when the process dies; a
+transaction also pins the server connection behind a transaction-mode pooler such as
+Supabase's, where a session-level lock would stay behind on a pooled connection), or a file
+lock beside the DuckDB file (one host).
 
 `wait=False` (intraday): take it or give up at once — the daily run has priority and the next
 hour catches up. `wait=True` (daily, backfill): wait up to `timeout` seconds for the intraday
@@ -41,13 +44,12 @@ def _busy(pipeline: str, waited: float) -> PipelineBusyError:
 def _postgres_lock(url: str, pipeline: str, wait: bool, timeout: float, poll: float) -> Iterator[None]:
     import psycopg2  # the Postgres driver dlt uses; only when a load runs
 
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
+    conn = psycopg2.connect(url)  # not autocommit: the transaction holds the lock
     started = time.monotonic()
     try:
         with conn.cursor() as cur:
             while True:
-                cur.execute("SELECT pg_try_advisory_lock(%s)", (_key(pipeline),))
+                cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (_key(pipeline),))
                 if cur.fetchone()[0]:
                     break
                 if not wait or time.monotonic() - started >= timeout:
@@ -55,7 +57,7 @@ def _postgres_lock(url: str, pipeline: str, wait: bool, timeout: float, poll: fl
                 time.sleep(poll)
         yield
     finally:
-        conn.close()  # ends the session: the lock goes with it
+        conn.close()  # ends the transaction (rolled back, nothing was written): the lock goes with it
 
 
 @contextmanager

@@ -78,9 +78,7 @@ def build_dag(spec: SourceSpec) -> DAG:
                 load = task(
                     task_id="load", pool=load_pool(), max_active_tis_per_dag=1,
                     outlets=[table_alias(spec.name, resource.name)],
-                )(
-                    tasks.load_resource
-                )(spec.name, resource.name, plan)
+                )(tasks.load_resource)(spec.name, resource.name, plan)
                 checks.resource_checks(spec, resource, load)
             groups.append(group)
         checks.dag_checks(spec, groups)

@@ -17,13 +17,15 @@ What keeps the daily numbers right (details: README, "Intraday numbers"):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from airflow.sdk import DAG, CronTriggerTimetable, TaskGroup, task
 
 from signalroom.base.naming import START_DATE, dag_id_for, intraday_dag_id_for
 from signalroom.orchestration import alerts, tasks
 from signalroom.orchestration.assets import table_alias
 from signalroom.orchestration.factory import default_args, load_pool
-from signalroom.orchestration.schedules import check_dst_safe
+from signalroom.orchestration.schedules import check_dst_safe, describe_schedule
 from signalroom.registry import REGISTRY, SourceSpec
 
 
@@ -45,7 +47,10 @@ def _callbacks(spec: SourceSpec) -> dict:
 def build_intraday_dag(spec: SourceSpec) -> DAG:
     with DAG(
         dag_id=intraday_dag_id_for(spec.name),
-        description=f"{spec.name}: today's partial numbers (ET), restated by {dag_id_for(spec.name)}",
+        description=(
+            f"{spec.name}: today's partial numbers (ET), restated by {dag_id_for(spec.name)}. "
+            f"Runs {describe_schedule(replace(spec, schedule=spec.intraday_schedule))}."
+        ),
         doc_md=(
             f"### {spec.name} intraday\n\nLoads today's partial ET day into the same tables as "
             f"`{dag_id_for(spec.name)}` (merged on the keys), `{spec.intraday_schedule}` "

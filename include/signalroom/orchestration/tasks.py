@@ -8,11 +8,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import get_current_context
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from signalroom.base.plan import RunPlan
+from signalroom.healing import PoisonPackageError
 from signalroom.orchestration import alerts
-from signalroom.orchestration.connections import source_kwargs, warehouse_destination
+from signalroom.orchestration.connections import WarehouseConnectionMissing, source_kwargs, warehouse_destination
 from signalroom.orchestration.params import RunContext, describe_plan, form_values, resolve_run
 from signalroom.pipeline import run_load
 from signalroom.registry import get_spec
@@ -52,12 +53,17 @@ def load_resource(source: str, resource: str, plan: dict[str, Any]) -> dict[str,
         raise AirflowSkipException(f"resource {resource!r} not selected for this run")
     if run_plan.dry_run:
         raise AirflowSkipException(f"dry run: {resource!r} would load {run_plan.window.describe()}")
-    summary = run_load(
-        source,
-        resource,
-        run_plan.window,
-        warehouse_destination(),
-        source_kwargs=source_kwargs(get_spec(source)),
-    )
+    try:
+        destination = warehouse_destination()  # before anything is extracted
+    except WarehouseConnectionMissing as exc:
+        raise AirflowFailException(f"WarehouseConnectionMissing: {exc}") from None  # retrying cannot create it
+    try:
+        summary = run_load(
+            source, resource, run_plan.window, destination, source_kwargs=source_kwargs(get_spec(source))
+        )
+    except PoisonPackageError as exc:
+        # the same failure would repeat on every try: fail now, the message says what to do
+        log.error("load %s stopped on a poison package", exc.pipeline, exc_info=exc)
+        raise AirflowFailException(f"PoisonPackageError: {exc}") from None
     alerts.post_schema_notice(summary, get_current_context())  # a notice, never a failure
     return summary

@@ -13,7 +13,11 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from signalroom.base.plan import RunPlan
 from signalroom.healing import PoisonPackageError
 from signalroom.orchestration import alerts
-from signalroom.orchestration.connections import WarehouseConnectionMissing, source_kwargs, warehouse_destination
+from signalroom.orchestration.connections import (
+    WarehouseConnectionMissing,
+    source_kwargs,
+    warehouse_destination,
+)
 from signalroom.orchestration.params import RunContext, describe_plan, form_values, resolve_run
 from signalroom.pipeline import run_load
 from signalroom.registry import get_spec

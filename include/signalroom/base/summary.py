@@ -77,5 +77,11 @@ class LoadSummary:
             seconds=data.get("seconds", 0.0),
             files=tuple(data.get("files") or ()),
             schema_changes=dict(data.get("schema_changes") or {}),
-            healed=dict(data.get("healed") or {}),
+            healed=_healed(data.get("healed")),
         )
+
+
+def _healed(value: Any) -> dict[str, Any]:
+    """Healing that did nothing reads back as nothing (`to_dict` writes empty lists)."""
+    value = dict(value or {})
+    return value if value.get("finished") or value.get("dropped") else {}

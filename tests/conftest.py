@@ -97,3 +97,16 @@ def dlt_data_dir(tmp_path, monkeypatch) -> Path:
     path.mkdir()
     monkeypatch.setenv("DLT_DATA_DIR", str(path))
     return path
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the crash matrix at the end of the run (xdist keeps workers' output to itself)."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    from tests.support.celery import CRASH_MATRIX
+
+    path = factory.getbasetemp() / CRASH_MATRIX
+    if path.exists():
+        terminalreporter.write_sep("=", "crash matrix (tests/test_celery.py)")
+        terminalreporter.write_line(path.read_text())

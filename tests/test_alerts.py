@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import uuid
@@ -518,8 +519,8 @@ def test_type_mismatch(dags, webhook, standin, dlt_data_dir, pg_database):
     _assert_alert(error, dags, webhook, "everflow", "type_mismatch")
 
 
-def test_pending_packages(dags, webhook, standin, dlt_data_dir, tmp_path):
-    """A run that crashed after extract leaves a package; the next load refuses to start."""
+def test_leftover_package_heals_instead_of_alerting(standin, dlt_data_dir, tmp_path):
+    """A run that crashed after extract leaves a package; the next load drops it and loads."""
     from signalroom.pipeline import build_source, make_pipeline
 
     dest = DestinationConfig(kind="duckdb", duckdb_path=str(tmp_path / "w.duckdb"))
@@ -527,12 +528,31 @@ def test_pending_packages(dags, webhook, standin, dlt_data_dir, tmp_path):
     make_pipeline("everflow", "daily_stats", dest).extract(
         build_source("everflow", "daily_stats", ONE_DAY, kwargs)
     )
-    error = _failure("everflow", ONE_DAY, dest, **kwargs)
-    text = _assert_alert(error, dags, webhook, "everflow", "pending_packages")
-    assert "signalroom_maintenance" in text
-    # the recorded cause, not an assumed crash
-    assert re.search(r"has pending load packages \(\d+\.\d+ extracted, not normalized\)", text), text
-    assert "crashed" not in text
+    summary = run_load("everflow", "daily_stats", ONE_DAY, dest, source_kwargs=kwargs)
+    assert len(summary["healed"]["dropped"]) == 1 and summary["load_ids"]
+
+
+def test_poison_package_through_the_load_task(dags, webhook, standin, dlt_data_dir, pg_database, monkeypatch):
+    """The warehouse refuses the rows (a constraint): the load task fails without retrying and
+    the alert carries the poison hint, the pipeline, the load id and the maintenance action."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from signalroom.orchestration.tasks import load_resource
+
+    dest = _pg(pg_database)
+    kwargs = _api_kwargs(standin, "everflow")
+    run_load("everflow", "daily_stats", ONE_DAY, dest, source_kwargs=kwargs)
+    _sql(dest, "ALTER TABLE everflow.daily_stats ADD CONSTRAINT refuse CHECK (clicks < 0) NOT VALID")
+    for key, value in db.warehouse_connection_env(pg_database).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AIRFLOW_CONN_SIGNALROOM_EVERFLOW", json.dumps(
+        {"conn_type": "http", "host": standin.url, "password": standin.everflow_key}))
+    plan = {"resources": ["daily_stats"], "window": NEXT_DAY.to_dict()}
+    with pytest.raises(AirflowFailException) as raised:  # AirflowFailException: no retry
+        load_resource("everflow", "daily_stats", plan)
+    text = _assert_alert(raised.value, dags, webhook, "everflow", "poison_package")
+    assert "everflow__daily_stats" in text and "signalroom_maintenance" in text
+    assert re.search(r"poison load package \d+\.\d+", text), text
 
 
 def test_missing_aws_credentials(dags, webhook, dlt_data_dir, tmp_path, monkeypatch):

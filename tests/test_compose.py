@@ -272,3 +272,24 @@ def test_docker_compose_config_accepts_the_file():
         assert out.returncode == 0, out.stderr
         resolved = yaml.safe_load(out.stdout)
         assert set(AIRFLOW_SERVICES) <= set(resolved["services"])
+
+
+def test_celery_profile_uses_the_settings_of_the_distributed_test(services):
+    """The compose `celery` profile and tests/test_celery.py's stack: same executor, broker and
+    result backend kinds, execution API path, worker concurrency and queue; the same bundle env."""
+    from tests.support.celery import stack_env
+
+    test = stack_env(meta_url="postgresql://u:p@h:1/meta", redis_url="redis://127.0.0.1:1/0", api_port=1,
+                     home=Path("/tmp/unused"))
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())["x-airflow-common"]["environment"]
+    common = interpolate(raw, {"AIRFLOW_EXECUTOR": "CeleryExecutor"})
+    worker = env_of(services["airflow-worker"])
+    assert common["AIRFLOW__CORE__EXECUTOR"] == test["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert common["AIRFLOW__CELERY__BROKER_URL"].split(":")[0] == test["AIRFLOW__CELERY__BROKER_URL"].split(":")[0]
+    assert common["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert test["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert common["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].endswith("/execution/")
+    assert test["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].endswith("/execution/")
+    assert worker["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == test["AIRFLOW__CELERY__WORKER_CONCURRENCY"]
+    for key in ("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "RUNTIME__LOG_LEVEL", "DLT_TELEMETRY_DISABLED"):
+        assert str(common[key]).lower() == str(test[key]).lower(), key

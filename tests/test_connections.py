@@ -124,11 +124,23 @@ def test_other_connection_types_are_refused(monkeypatch):
         warehouse_destination()
 
 
-def test_without_a_connection_the_environment_decides(monkeypatch):
+def test_without_a_connection_a_load_fails_closed_whatever_the_environment(monkeypatch):
+    """Inside Airflow only the connection decides: no silent fallback to env or DuckDB."""
+    from signalroom.hints import match_hint
+    from signalroom.orchestration.connections import WarehouseConnectionMissing
+
     monkeypatch.delenv("AIRFLOW_CONN_SIGNALROOM_WAREHOUSE", raising=False)
     monkeypatch.setenv("SIGNALROOM_DESTINATION", "postgres")
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_url("h", "d", "u", "p"))
-    assert warehouse_destination().postgres_url == "postgresql://u:p@h:5432/d"
+    with pytest.raises(WarehouseConnectionMissing, match="no Airflow connection 'signalroom_warehouse'") as err:
+        warehouse_destination()
+    assert match_hint(err.value).key == "warehouse_connection_missing"
+
+
+def test_duckdb_connection_needs_a_file_path(monkeypatch):
+    set_connection(monkeypatch, "signalroom_warehouse", conn_type="duckdb")
+    with pytest.raises(ValueError, match="type 'duckdb' but no host"):
+        warehouse_destination()
 
 
 def test_api_connections_give_key_and_base_url(monkeypatch):

@@ -7,11 +7,16 @@ destination inside the process that loads.
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager, Iterator
 from urllib.parse import quote, unquote, urlsplit
+
+log = logging.getLogger("signalroom.destinations")
 
 ENV_DESTINATION = "SIGNALROOM_DESTINATION"  # duckdb | postgres
 ENV_DUCKDB_PATH = "SIGNALROOM_DUCKDB_PATH"
@@ -68,12 +73,57 @@ class DestinationConfig:
             f"{quote(database, safe='')}/{quote(schema, safe='')}/{quote(table, safe='')}"
         )
 
+    def file_path(self) -> str | None:
+        """The DuckDB file (None for Postgres)."""
+        if self.kind != "duckdb":
+            return None
+        return self.duckdb_path or str(data_dir() / "warehouse.duckdb")
+
+    def writing(self) -> ContextManager[None]:
+        """Held by a load for its whole run: one writer per DuckDB file; nothing for Postgres."""
+        path = self.file_path()
+        return file_lock(path, exclusive=True) if path else nullcontext()
+
     def describe(self) -> str:
         """A log-safe description (no password)."""
         if self.kind == "duckdb":
             return f"duckdb file {self.duckdb_path or data_dir() / 'warehouse.duckdb'}"
         parts = urlsplit(self.postgres_url or "")
         return f"postgres {parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+@contextmanager
+def file_lock(path: str | None, *, exclusive: bool) -> Iterator[None]:
+    """An OS lock on `<path>.lock`: exclusive for a writer, shared for readers.
+
+    DuckDB lets one process write a database file, and no other process open it meanwhile
+    (not even read-only): parallel resource groups of a DAG, or a check reading while another
+    group loads, fail with "Could not set lock on file". Whether a task writes DuckDB is known
+    only from the warehouse connection, at run time (DAG files may not read connections), so
+    the tasks serialize here, where the kind is known: they wait in their slot instead of
+    failing. Postgres takes no lock and keeps parallel groups. DuckDB is one machine's
+    warehouse: every task that opens the file runs where the file is.
+    """
+    if not path:
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            started = time.monotonic()
+            log.info("waiting for the DuckDB file %s: another task is using it (one writer at a time)", path)
+            fcntl.flock(handle, mode)
+            log.info("DuckDB file %s free after %.1f s", path, time.monotonic() - started)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def postgres_url(

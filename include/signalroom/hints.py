@@ -49,12 +49,33 @@ _HTTP_STATUS = r"\b(?:http|status|status[_ ]code|response)\W{{0,3}}{code}\b"
 
 HINTS: tuple[Hint, ...] = (
     Hint(
+        "poison_package",
+        "poison load package",
+        "the destination refuses a load package each time it is loaded (a type mismatch, a "
+        "constraint violation): retries cannot help, so the load task failed without retrying",
+        "fix the cause named in the error (column hint, table, upstream data), then clear the "
+        "task: it finishes or drops the package itself; the maintenance DAG signalroom_maintenance "
+        "(pipeline, action=drop, dry_run=false) removes it for good, on the worker holding it",
+        (r"PoisonPackageError", r"poison load package"),
+        extra=True,
+    ),
+    Hint(
+        "warehouse_connection_missing",
+        "no Airflow connection 'signalroom_warehouse'",
+        "the warehouse connection does not exist, so the load stopped before extracting (it "
+        "never falls back to a local DuckDB file)",
+        "create the connection signalroom_warehouse (type postgres, or duckdb with host = file "
+        "path), e.g. from airflow_settings.yaml, then clear the task",
+        (r"WarehouseConnectionMissing", r"no Airflow connection 'signalroom_warehouse'"),
+        extra=True,
+    ),
+    Hint(
         "pending_packages",
         'pending packages / "finished loading pending packages"',
-        "an earlier run stopped between dlt's steps and left load packages in the pipeline's "
-        "working folder (the error names each package's recorded stage and failed jobs)",
-        "run the maintenance DAG signalroom_maintenance (action=drop pending packages for the "
-        "pipeline), then sync state and rerun",
+        "a crashed run left load packages in the pipeline's working folder that the load "
+        "could not finish or drop by itself",
+        "inspect them with the maintenance DAG signalroom_maintenance (action=inspect), drop "
+        "what it lists (action=drop, dry_run=false), then rerun",
         (r"PendingPackagesError", r"pending (load )?packages", r"finished loading pending packages"),
     ),
     Hint(

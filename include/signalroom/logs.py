@@ -132,6 +132,14 @@ def summary_lines(summary: LoadSummary | Mapping[str, Any]) -> list[str]:
         f"summary {name}: cursor {cursor_change(dict(summary.cursor_before), dict(summary.cursor_after))}",
     ]
     lines += [f"summary {name}: schema: {line}" for line in describe_schema_changes(summary.schema_changes)]
+    healed = summary.healed
+    if healed.get("finished") or healed.get("dropped"):  # what an earlier try left, and what became of it
+        dropped = healed.get("dropped") or {}
+        lines.append(
+            f"summary {name}: healed: finished {', '.join(healed.get('finished') or []) or 'none'}; "
+            f"dropped {', '.join(f'{lid} ({why})' for lid, why in dropped.items()) or 'none'}; "
+            f"new {', '.join(summary.load_ids) or 'none'}"
+        )
     return lines
 
 

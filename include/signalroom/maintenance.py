@@ -1,8 +1,10 @@
 """Pending load packages of a pipeline: list them, and drop them the way dlt does.
 
-A crashed run leaves packages in the pipeline's working folder (`$DLT_DATA_DIR/pipelines/<name>`);
-the next `pipeline.run` would finish them instead of extracting new data, so the load path
-refuses to start (`PendingPackagesError`). Dropping uses dlt's own mechanism
+A crashed try leaves packages in the pipeline's working folder (`$DLT_DATA_DIR/pipelines/<name>`
+of the worker it ran on). The next load on that worker heals them by itself
+(`signalroom.healing`: finish what the destination lacks, drop what it has superseded or never
+saw); what is left for a person is a poison package (the destination refuses it every time)
+and packages healing will not decide about alone. Dropping uses dlt's own mechanism
 (`Pipeline.abort_packages`, what `dlt pipeline <name> drop-pending-packages` runs in dlt 1.31):
 unfinished jobs are recorded as failed, packages are removed, the local state rewinds to where
 the oldest removed package started; then the state is synced from the destination.

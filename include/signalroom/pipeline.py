@@ -17,6 +17,7 @@ from signalroom.base.summary import LoadSummary
 from signalroom.base.window import Window, last_finished_day
 from signalroom.destinations import DestinationConfig, data_dir
 from signalroom.dltenv import prepare_dlt_env
+from signalroom.healing import PoisonPackageError, heal, terminal_failure, where_it_is
 from signalroom.logs import log_load_summary, progress_collector, tracked_files_changed
 from signalroom.registry import get_spec, load_source_function, pipeline_name
 from signalroom.state import cursor_summary
@@ -113,9 +114,10 @@ def row_counts(trace: Any) -> dict[str, int]:
 SCHEMA_UPDATE_ATTEMPTS = 4
 
 
-def _run_retrying_dataset_race(pipeline: Any, dlt_source: Any) -> tuple[Any, Any]:
-    """`pipeline.run`, whose load step is repeated when another pipeline of the same dataset
-    (a resource group running beside this one) updated the dataset's schema at the same moment.
+def _retrying_dataset_race(pipeline: Any, first: Any) -> Any:
+    """`first()` (a run or a load), whose load step is repeated when another pipeline of the same
+    dataset (a resource group running beside this one) updated the dataset's schema at the same
+    moment.
 
     On a first load both create the shared dlt tables; Postgres rejects one with a catalog
     unique violation or a deadlock, which dlt raises as a schema-update error and documents as
@@ -126,12 +128,11 @@ def _run_retrying_dataset_race(pipeline: Any, dlt_source: Any) -> tuple[Any, Any
 
     is_schema_race = retry_schema_update()
     try:
-        return pipeline.run(dlt_source), row_counts(pipeline.last_trace)
+        return first()
     except Exception as exc:
         if not is_schema_race(exc):
             raise
         error: BaseException = exc
-    counts = row_counts(pipeline.last_trace)
     for attempt in range(1, SCHEMA_UPDATE_ATTEMPTS):
         log.warning(
             "%s: dataset %r was being changed by another pipeline at the same moment (%s); "
@@ -141,7 +142,7 @@ def _run_retrying_dataset_race(pipeline: Any, dlt_source: Any) -> tuple[Any, Any
         )
         time.sleep(0.5 * attempt)
         try:
-            return pipeline.load(), counts
+            return pipeline.load()
         except Exception as exc:
             if not is_schema_race(exc):
                 raise
@@ -156,6 +157,27 @@ def _known_tables(pipeline: Any) -> dict[str, list[str]]:
     if not name or name not in pipeline.schemas:
         return {}
     return {table: list(spec.get("columns") or {}) for table, spec in pipeline.schemas[name].tables.items()}
+
+
+def _run(pipeline: Any, dlt_source: Any) -> tuple[Any, Any]:
+    """This try's own extract + normalize + load; a terminal job failure is a poison package."""
+    counts: list[Any] = [{}]
+
+    def run() -> Any:
+        try:
+            return pipeline.run(dlt_source)
+        finally:  # a repeated load step has no extract/normalize info of its own: keep this run's
+            counts[0] = row_counts(pipeline.last_trace)
+
+    try:
+        load_info = _retrying_dataset_race(pipeline, run)
+    except Exception as exc:
+        failure = terminal_failure(exc)
+        if failure is None:
+            raise
+        raise PoisonPackageError(pipeline.pipeline_name, getattr(failure, "load_id", "?"), failure,
+                                 where_it_is()) from exc
+    return load_info, counts[0]
 
 
 def run_load(
@@ -173,21 +195,22 @@ def run_load(
     name = pipeline.pipeline_name
     log.info("load %s: %s into %s", name, window.describe(), destination.describe())
 
-    if pipeline.has_pending_data:
-        raise PendingPackagesError(
-            f"pipeline {name!r} has pending load packages ({pending_cause(pipeline)}); dlt would "
-            "finish loading them instead of extracting new data. Run the maintenance DAG "
-            f"'signalroom_maintenance' (action=drop, pipeline={name}), then rerun."
-        )
-    try:
-        pipeline.sync_destination()
-    except Exception as exc:  # a destination without state yet is fine; a broken one fails below
-        log.debug("sync_destination for %s: %s", name, exc)
-    state_before = copy.deepcopy(resource_state(pipeline, dlt_source.name, resource))
-    before = cursor_summary(state_before)
-    known_tables = _known_tables(pipeline)
+    with destination.writing():  # DuckDB: one writer per file (Postgres: no lock)
+        # what an earlier try left in this working folder: finished or dropped before extracting
+        healed = heal(pipeline, lambda: _retrying_dataset_race(pipeline, pipeline.load))
+        # nothing local is newer than the destination now: start from the destination's state,
+        # as a worker with an empty folder does, whatever this folder held (another warehouse,
+        # a restored one): dlt would keep a local state of a higher version
+        pipeline.drop()
+        try:
+            pipeline.sync_destination()
+        except Exception as exc:  # a destination without state yet is fine; a broken one fails below
+            log.debug("sync_destination for %s: %s", name, exc)
+        state_before = copy.deepcopy(resource_state(pipeline, dlt_source.name, resource))
+        before = cursor_summary(state_before)
+        known_tables = _known_tables(pipeline)
 
-    load_info, counts = _run_retrying_dataset_race(pipeline, dlt_source)
+        load_info, counts = _run(pipeline, dlt_source)
 
     trace = pipeline.last_trace
     rows = {table: count for table, count in counts.items() if not table.startswith("_dlt")}
@@ -219,6 +242,7 @@ def run_load(
             state_before.get("header"),
             state_after.get("header"),
         ),
+        healed=healed.to_dict(),
     )
     log_load_summary(log, summary)
     return summary.to_dict()  # JSON: the load task's XCom

@@ -119,6 +119,9 @@ class ApiStandin:
         self._faults: list[_Fault] = []
         self._last_redtrack: float | None = None
         self._lock = threading.Lock()
+        self._hold: list | None = None  # [api, requests still served before holding]
+        self._gate = threading.Event()
+        self.holding = threading.Event()  # set while a request waits at the hold
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -168,6 +171,30 @@ class ApiStandin:
     def throttle_next(self, count: int, api: str | None = None) -> None:
         """The next `count` requests answer 429 Too Many Requests."""
         self.fail_next(count, 429, api)
+
+    def hold_after(self, api: str, served: int) -> None:
+        """Serve `served` more requests to `api`, then hold every further one (the client waits,
+        mid-extract) until `release()`: lets a test kill a worker at a known point of a load."""
+        with self._lock:
+            self._hold = [api, served]
+            self._gate.clear()
+            self.holding.clear()
+
+    def release(self) -> None:
+        with self._lock:
+            self._hold = None
+            self._gate.set()
+
+    def _wait_at_hold(self, api: str) -> None:
+        with self._lock:
+            hold = self._hold
+            if hold is None or hold[0] != api:
+                return
+            if hold[1] > 0:
+                hold[1] -= 1
+                return
+        self.holding.set()
+        self._gate.wait(timeout=600)
 
     def reset_requests(self) -> None:
         with self._lock:
@@ -310,6 +337,8 @@ class ApiStandin:
         safe_query = dict(query)
         if "api_key" in safe_query:
             safe_query["api_key"] = "<ok>" if query["api_key"] == expected_key else "<wrong>"
+        self._wait_at_hold(api)
+        now = time.monotonic()  # after a hold: the rate limit counts from the answer
         record = RecordedRequest(api, method, path, safe_query, body, safe_headers, now)
         with self._lock:
             self.requests.append(record)

@@ -43,6 +43,22 @@ class PostgresServer:
         auth = f"{self.user}:{self.password or 'trust-auth'}"
         return f"postgresql://{auth}@{self.host}:{self.port}/{database or self.database}"
 
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop a throwaway server (fast: open sessions are terminated, as in a warehouse
+        restart), stay down `down_seconds`, start it again on the same port."""
+        if self._proc_dir is None:
+            raise RuntimeError("only a throwaway server (start_throwaway) can be restarted here")
+        import time
+
+        bin_dir = _pg_bin(self._run_as)
+        data = self._proc_dir / "data"
+        _run(_as_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], self._run_as),
+             timeout=60)
+        time.sleep(down_seconds)
+        _run(_as_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(self._proc_dir / "log"),
+                       "-o", f"-h 127.0.0.1 -p {self.port} -k {self._proc_dir}", "start"], self._run_as),
+             timeout=60)
+
     def stop(self) -> None:
         if self._proc_dir is None:
             return

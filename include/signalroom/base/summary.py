@@ -25,6 +25,8 @@ class LoadSummary:
     seconds: float = 0.0
     files: tuple[str, ...] = ()  # file-tracking resources (s3_exports): files this run loaded
     schema_changes: Mapping[str, Any] = field(default_factory=dict)  # base.schema_changes
+    # what this try did with an earlier try's leftovers: {"finished": [load id], "dropped": {load id: why}}
+    healed: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def total_rows(self) -> int:
@@ -53,6 +55,8 @@ class LoadSummary:
             data["files"] = list(self.files)
         if self.schema_changes:
             data["schema_changes"] = dict(self.schema_changes)
+        data["healed"] = {"finished": list(self.healed.get("finished") or []),
+                          "dropped": dict(self.healed.get("dropped") or {})}
         return data
 
     @classmethod
@@ -73,4 +77,11 @@ class LoadSummary:
             seconds=data.get("seconds", 0.0),
             files=tuple(data.get("files") or ()),
             schema_changes=dict(data.get("schema_changes") or {}),
+            healed=_healed(data.get("healed")),
         )
+
+
+def _healed(value: Any) -> dict[str, Any]:
+    """Healing that did nothing reads back as nothing (`to_dict` writes empty lists)."""
+    value = dict(value or {})
+    return value if value.get("finished") or value.get("dropped") else {}

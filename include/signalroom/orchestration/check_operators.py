@@ -79,6 +79,7 @@ class RunScopedCheck:
                 "warehouse through it (type postgres, or duckdb with host = the database file)"
             ) from None
         dialect = dialect_for(conn.conn_type, self.conn_id)
+        self._duckdb_file = conn.host if conn.conn_type == "duckdb" else None
         # a hook cached by an earlier execute of this same object (dag.test, benchmarks) may
         # point at another connection: build it afresh for this run
         self.__dict__.pop("_hook", None)
@@ -110,8 +111,14 @@ class RunScopedCheck:
 
     # -- run -----------------------------------------------------------------------------
     def execute(self, context: Any) -> None:
-        check = self.target.check
+        from signalroom.destinations import file_lock
+
         dialect = self._dialect()
+        with file_lock(self._duckdb_file, exclusive=False):  # DuckDB: never beside a writing load
+            self._check(context, dialect)
+
+    def _check(self, context: Any, dialect: Dialect) -> None:
+        check = self.target.check
         plan = self._plan(context, dialect)
         head = f"health check {check.name} on {plan.subject} ({dialect.name})"
         if plan.nothing_to_check:
@@ -247,7 +254,7 @@ class EnsureCheckIndexes(SQLExecuteQueryOperator):
     def execute(self, context: Any) -> None:
         self.__dict__.pop("_hook", None)  # see RunScopedCheck._dialect
         dialect = dialect_for(self.get_db_hook().conn_type, self.conn_id)
-        if not dialect.creates_indexes:
+        if not dialect.creates_indexes:  # DuckDB: nothing opened, so no file lock needed
             self.log.info("%s: no indexes needed (zone maps prune by _dlt_load_id)", dialect.name)
             return
         hook = self.get_db_hook()

@@ -15,7 +15,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
-from signalroom.destinations import DestinationConfig, destination_from_env, postgres_url
+from signalroom.destinations import DestinationConfig, postgres_url
 from signalroom.registry import SourceSpec
 
 log = logging.getLogger("signalroom.connections")
@@ -23,6 +23,10 @@ log = logging.getLogger("signalroom.connections")
 WAREHOUSE_CONN_ID = "signalroom_warehouse"
 # libpq's sslmode values; anything else would only fail later, inside dlt, with a vaguer error
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+class WarehouseConnectionMissing(RuntimeError):
+    """Inside Airflow the warehouse is only ever the one the connection names (fail closed)."""
 
 
 def get_connection(conn_id: str) -> Any | None:
@@ -54,7 +58,12 @@ def _mask(value: Any) -> None:
 def destination_from_connection(conn: Any) -> DestinationConfig:
     """Map a warehouse connection (type postgres or duckdb) to a destination."""
     if conn.conn_type == "duckdb":
-        return DestinationConfig(kind="duckdb", duckdb_path=conn.host or None)
+        if not conn.host:
+            raise ValueError(
+                f"connection {conn.conn_id!r} has type 'duckdb' but no host: set host to the DuckDB "
+                "file's absolute path (a file every load and check of this machine can reach)"
+            )
+        return DestinationConfig(kind="duckdb", duckdb_path=conn.host)
     if conn.conn_type in ("postgres", "postgresql"):
         extra = conn.extra_dejson
         _mask(conn.password)
@@ -81,11 +90,20 @@ def destination_from_connection(conn: Any) -> DestinationConfig:
 
 
 def warehouse_destination(conn_id: str = WAREHOUSE_CONN_ID) -> DestinationConfig:
-    """The destination from the warehouse connection, or from the environment without one."""
+    """The destination the warehouse connection names; no connection, no load.
+
+    Fails closed: without the connection a load must not fall back to a default (a DuckDB
+    file in the worker's working folder would take the rows, and every worker would have its
+    own). Raised before anything is extracted. Outside Airflow the CLI reads the environment
+    (`signalroom.destinations.destination_from_env`).
+    """
     conn = get_connection(conn_id)
     if conn is None:
-        log.info("no Airflow connection %r: destination from the environment", conn_id)
-        return destination_from_env()
+        raise WarehouseConnectionMissing(
+            f"no Airflow connection {conn_id!r}: nothing was extracted or loaded. Create it (type "
+            "postgres: host, port, schema = database, login, password; or type duckdb with host = "
+            "the DuckDB file's path), e.g. from airflow_settings.yaml, then clear this task"
+        )
     return destination_from_connection(conn)
 
 

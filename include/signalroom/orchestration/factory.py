@@ -24,7 +24,8 @@ def default_args(spec: SourceSpec) -> dict:
         "owner": spec.owner,
         # SIGNALROOM_TASK_RETRIES lets tests and the demo fail fast; production keeps 3
         "retries": int(os.environ.get("SIGNALROOM_TASK_RETRIES", "3")),
-        "retry_delay": timedelta(minutes=2),
+        # SIGNALROOM_TASK_RETRY_DELAY (seconds) lets the distributed tests retry within seconds
+        "retry_delay": timedelta(seconds=int(os.environ.get("SIGNALROOM_TASK_RETRY_DELAY", "120"))),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
         **alerts.task_callbacks(spec),  # Slack alert after the last retry

@@ -94,7 +94,9 @@ class PendingPackagesOperator(BaseOperator):
         dry_run = self.action in ("inspect", "reset") or _flag("dry_run", self.dry_run)
         if not dry_run:
             self._refuse_if_live(context, name)
-        report = drop_pending(name, warehouse_destination(), with_partial_loads=with_partial, dry_run=dry_run)
+        destination = warehouse_destination()
+        with destination.writing():  # DuckDB: not while a load writes the file
+            report = drop_pending(name, destination, with_partial_loads=with_partial, dry_run=dry_run)
         log.info("%s %s\n%s", self.action, name, format_report(report))
         return report.to_dict()
 
@@ -138,7 +140,9 @@ class PipelineStateOperator(BaseOperator):
         self.pipeline = pipeline
 
     def execute(self, context: Any) -> dict[str, Any]:
-        state = read_pipeline_state(_pipeline(self.pipeline), warehouse_destination())
+        destination = warehouse_destination()
+        with destination.writing():  # DuckDB: not while a load writes the file
+            state = read_pipeline_state(_pipeline(self.pipeline), destination)
         log.info("state of %s\n%s", state.pipeline, format_state(state))
         if state.error and "never loaded" not in state.error:
             raise RuntimeError(f"could not read the state of {state.pipeline}: {state.error}")
@@ -182,14 +186,24 @@ DOC_MD = """### SignalRoom maintenance (manual trigger only)
 
 For one pipeline (`<source>__<resource>`):
 
-1. **pending_packages** lists the load packages an earlier run left in `$DLT_DATA_DIR`
-   (load id, stage, jobs, tables, age). With `action=drop` and `dry_run` unticked it drops
-   them with dlt's own abort, then syncs state from the destination. It refuses while a run
-   of the pipeline's DAG is running or queued.
+1. **pending_packages** lists the load packages an earlier try left in `$DLT_DATA_DIR` of the
+   worker this task runs on (load id, stage, jobs, tables, age). With `action=drop` and
+   `dry_run` unticked it drops them with dlt's own abort, then syncs state from the
+   destination. It refuses while a run of the pipeline's DAG is running or queued.
 2. **reset_resource** (`action=reset`) drops the resource's table(s) and its state with dlt's
    own drop (`dlt pipeline <name> drop <resource>`); dry run by default, refused while a run of
    the source's DAG is running or queued. The next run of the source's DAG reloads it.
 3. **pipeline_state** logs the pipeline's incremental state as stored in the destination.
+
+**When it is still needed.** Load tasks heal by themselves: a retry finishes a package the
+destination lacks, drops one it superseded or never saw, and a worker with an empty folder
+restores state from the destination. What is left for this DAG: inspecting what a worker
+holds, removing a refused (*poison*) package you do not want loaded any more (its cause cannot
+be fixed, the window is obsolete, the worker is retired), and packages a load refused to
+decide about (the pending-packages hint). With
+workers that share no disk, a package lives only on the worker that made it (the error names
+its host and `DLT_DATA_DIR`): this DAG's task must run there (a Celery queue served by that
+worker only, or `python -m signalroom pending <pipeline> --drop` on that host).
 
 See the runbook: "pipeline stuck" and "what has been loaded".
 """

@@ -10,15 +10,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from airflow.sdk import get_current_context
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from signalroom.base.naming import pipeline_name
 from signalroom.base.plan import RunPlan
 from signalroom.base.window import Window
+from signalroom.healing import PoisonPackageError
 from signalroom.loadlock import PipelineBusyError, pipeline_lock
 from signalroom.orchestration import alerts
 from signalroom.orchestration.assets import emit_table_events
-from signalroom.orchestration.connections import source_kwargs, warehouse_destination
+from signalroom.orchestration.connections import (
+    WarehouseConnectionMissing,
+    source_kwargs,
+    warehouse_destination,
+)
 from signalroom.orchestration.params import RunContext, describe_plan, form_values, resolve_run
 from signalroom.pipeline import run_load
 from signalroom.registry import get_spec
@@ -75,7 +80,10 @@ def load_resource(source: str, resource: str, plan: dict[str, Any]) -> dict[str,
         raise AirflowSkipException(f"resource {resource!r} not selected for this run")
     if run_plan.dry_run:
         raise AirflowSkipException(f"dry run: {resource!r} would load {run_plan.window.describe()}")
-    destination = warehouse_destination()
+    try:
+        destination = warehouse_destination()  # before anything is extracted
+    except WarehouseConnectionMissing as exc:
+        raise AirflowFailException(f"WarehouseConnectionMissing: {exc}") from None  # retrying cannot create it
     intraday = run_plan.window.intraday
     try:
         # one load of a pipeline at a time across its daily and intraday DAGs (loadlock):
@@ -92,6 +100,10 @@ def load_resource(source: str, resource: str, plan: dict[str, Any]) -> dict[str,
         if intraday:
             raise AirflowSkipException(f"{exc}. Intraday run skipped: the next one loads today") from None
         raise
+    except PoisonPackageError as exc:
+        # the same failure would repeat on every try: fail now, the message says what to do
+        log.error("load %s stopped on a poison package", exc.pipeline, exc_info=exc)
+        raise AirflowFailException(f"PoisonPackageError: {exc}") from None
     alerts.post_schema_notice(summary, get_current_context())  # a notice, never a failure
     # the tables it wrote become asset events (none when it wrote no rows): orchestration.assets
     emit_table_events(get_current_context()["outlet_events"], destination, summary, run_plan.run_type)

@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from signalroom.base.naming import dag_id_for
 from signalroom.completeness import DEFAULT_DAYS, MAX_DAYS, read_completeness
-from signalroom.orchestration.connections import warehouse_destination
+from signalroom.orchestration.connections import WarehouseConnectionMissing, warehouse_destination
 from signalroom.registry import find_pipeline, registered_pipelines
 from signalroom.state import STATE_HEADER, read_states, state_rows
 
@@ -59,7 +59,13 @@ def _readable(user: Any, rows: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def _states(names: list[str]) -> list[Any]:
-    return read_states(names, warehouse_destination()) if names else []
+    if not names:
+        return []
+    try:
+        destination = warehouse_destination()
+    except WarehouseConnectionMissing as exc:  # the page says so instead of reading a local file
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    return read_states(names, destination)
 
 
 app = FastAPI(

@@ -29,6 +29,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from signalroom.base.naming import START_DATE, dag_id_for
 from signalroom.checks.dialects import dialect_for
+from signalroom.destinations import file_lock
 from signalroom.orchestration.assets import ASSET_GROUP, table_alias, table_asset
 from signalroom.orchestration.connections import WAREHOUSE_CONN_ID, get_connection, warehouse_destination
 from signalroom.registry import MODELS, ModelSpec, get_model
@@ -60,6 +61,13 @@ def _warehouse(read_only: bool = False) -> tuple[Any, Any]:
     return conn.get_hook(hook_params=dict(dialect.hook_params) if read_only else {}), dialect
 
 
+def _holding(*, exclusive: bool) -> Any:
+    """DuckDB lets one process write a file and none open it meanwhile: the model's writers and
+    readers take the same file lock as the loads and health checks (destinations.file_lock);
+    Postgres takes none."""
+    return file_lock(warehouse_destination().file_path(), exclusive=exclusive)
+
+
 # ------------------------------------------------------------------------------ task bodies
 
 
@@ -70,7 +78,7 @@ def load_mapping(model_name: str) -> dict[str, Any]:
     seed = read_mapping(model.seed)  # a bad file fails here, naming the line and the fix
     hook, dialect = _warehouse()
     delete, insert = sql.mapping_replace(model, hook.placeholder)
-    with closing(hook.get_conn()) as conn:
+    with _holding(exclusive=True), closing(hook.get_conn()) as conn:
         cursor = conn.cursor()
         if dialect.name == "duckdb":
             cursor.begin()  # DuckDB commits every statement unless a transaction is open
@@ -99,8 +107,9 @@ def build_view(model_name: str) -> dict[str, Any]:
                 f"{model.name} reads {schema}.{table}, which the warehouse does not have yet: run "
                 f"the DAG {dag_id_for(source)} (resource {resource}) first"
             )
-    hook.run(sql.view_ddl(model))
-    rows, first, last = hook.get_first(sql.summary_sql(model))
+    with _holding(exclusive=True):
+        hook.run(sql.view_ddl(model))
+        rows, first, last = hook.get_first(sql.summary_sql(model))
     log.info("view %s.%s: %d rows, dates %s .. %s", model.schema, model.name, rows, first, last)
     return {"rows": rows, "first_date": str(first), "last_date": str(last)}
 
@@ -129,7 +138,8 @@ def publish(model_name: str, mapping: dict[str, Any]) -> dict[str, Any]:
     model = get_model(model_name)
     context = get_current_context()
     hook, _ = _warehouse(read_only=True)
-    rows, first, last = hook.get_first(sql.summary_sql(model))
+    with _holding(exclusive=False):
+        rows, first, last = hook.get_first(sql.summary_sql(model))
     destination = warehouse_destination()
     extra = {
         "view": f"{model.schema}.{model.name}",
@@ -165,6 +175,10 @@ class _ModelCheck:
             raise AirflowFailException(f"Airflow connection {self.conn_id!r} is not defined")
         self.__dict__.pop("_hook", None)  # a cached hook may be another run's
         self.hook_params = {"log_sql": False, **dialect_for(conn.conn_type, self.conn_id).hook_params}
+        with _holding(exclusive=False):
+            self._check_reporting_offenders(context)
+
+    def _check_reporting_offenders(self, context: Any) -> None:
         try:
             super().execute(context)  # type: ignore[misc]
         except AirflowException as exc:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.support.dagrun import airflow_cli, airflow_scheduler
+from tests.support.dagrun import airflow_cli, airflow_scheduler, forget_runs
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +87,7 @@ def observed(dagrun_world) -> Observed:
     dlt_dir.mkdir()
     since = datetime.now(timezone.utc)
     try:
+        forget_runs(MODEL_DAG, *SOURCE_DAGS)
         with airflow_scheduler(world.env(database, dlt_dir), world.root / "asset-scheduler-logs") as start:
             airflow_cli("dags", "reserialize")
             for dag_id in (MODEL_DAG, *SOURCE_DAGS):  # unpaused, each source gets its scheduled run

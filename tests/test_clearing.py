@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.dagrun import ET, airflow_scheduler
+from tests.support.dagrun import ET, airflow_scheduler, forget_runs
 from tools.localenv import airflow_connection_env
 from tools.standins.postgres import free_port
 from tools.standins.webhook import WebhookReceiver
@@ -119,6 +119,7 @@ def cleared(dagrun_world, tmp_path_factory):
             "AIRFLOW__API__BASE_URL": base,
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         }
+        forget_runs(DAG_ID)
         with airflow_scheduler(env, logs, apps="all", port=port,
                                services=("dag-processor", "triggerer", "scheduler")) as start:
             world.api.fail_next(1, status=401, api="redtrack")  # the first load try fails

@@ -344,6 +344,23 @@ def dag_scenarios(dagrun_world, tmp_path_factory) -> Scenarios:
 # ------------------------------------------------------------------ a real scheduler
 
 
+def forget_runs(*dag_ids: str) -> None:
+    """Delete the runs (and their task instances) and alert streaks that earlier tests of this
+    worker's session left for `dag_ids` in the shared metadata DB: a real scheduler creates no
+    scheduled run for a logical date that already has one, and a streak left by another test's
+    failure would change this test's alert texts."""
+    from airflow.models import DagRun
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    from signalroom.orchestration.alert_streaks import variable_key
+
+    with create_session() as session:
+        session.execute(delete(DagRun).where(DagRun.dag_id.in_(dag_ids)))
+        session.execute(delete(Variable).where(Variable.key.in_([variable_key(d) for d in dag_ids])))
+
+
 def airflow_cli(*argv: str) -> None:
     """Run an `airflow …` command in this process (the CLI's own code; no 10 s interpreter start)."""
     from airflow.cli import cli_parser

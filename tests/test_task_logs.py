@@ -26,6 +26,7 @@ from signalroom.logs import (
     summary_lines,
 )
 from tests.support import db
+from tests.support.dagrun import forget_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,6 +182,7 @@ def runs(airflow_db, postgres_server):
     from tools.standins.webhook import WebhookReceiver
 
     database = db.create_database(postgres_server.url(), prefix="sr_logs")
+    forget_runs("signalroom_redtrack", "signalroom_everflow")  # no streak of another test's failures
     password = postgres_server.password or SECRETS["warehouse_password"]  # trust auth ignores it
     secrets = {**SECRETS, "warehouse_password": password}
     warehouse = {

@@ -32,6 +32,7 @@ import pytest
 
 from signalroom.registry import REGISTRY, pipeline_name
 from tests.support import api, db
+from tools.airflow_services import wait_http
 
 ET = ZoneInfo("America/New_York")
 BACKFILL_DAYS = (date(2025, 6, 2), date(2025, 6, 3))
@@ -369,23 +370,6 @@ def airflow_cli(*argv: str) -> None:
     args.func(args)
 
 
-def _wait_http(url: str, proc: Any, timeout: float) -> None:
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: server exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
-
-
 @contextmanager
 def airflow_scheduler(
     env: dict[str, str], log_dir: Path, *, apps: str = "execution", services: tuple[str, ...] = ("scheduler",),
@@ -428,7 +412,7 @@ def airflow_scheduler(
         return proc
 
     def start(**more_env: str) -> None:
-        _wait_http(f"http://127.0.0.1:{port}/execution/health", api, timeout=180)
+        wait_http(f"http://127.0.0.1:{port}/execution/health", 180, api)
         env.update(more_env)
         for service in services:
             spawn(service, service)

@@ -22,10 +22,8 @@ from signalroom.sources.s3_exports import settings
 from signalroom.sources.s3_exports.helpers import (
     BadExportFileError,
     BucketConfig,
-    CsvLoadFiles,
     ExportConfigError,
     check_bucket_url,
-    csv_loads_supported,
     fingerprint,
     list_exports,
     parse_prefixes,
@@ -34,6 +32,7 @@ from signalroom.sources.s3_exports.helpers import (
     select_files,
     write_disposition,
 )
+from signalroom.sources.s3_exports.load_files import ExportLoadFiles, csv_loads_supported
 
 __all__ = ["s3_exports", "BadExportFileError", "ExportConfigError"]
 
@@ -174,30 +173,19 @@ def _extract_prefix(
         end or "-",
     )
 
-    hints = None
+    disposition = None
     if selection.files:
         disposition, why = write_disposition(name, [f["relative_path"] for f in selection.files])
-        hints = dlt.mark.make_hints(write_disposition=disposition)
         log.info("s3_exports.%s: %s", name, why)
 
-    load_files = _csv_load_files() if selection.files and csv_loads_supported() else None
     rows_total, rejected = 0, []
 
-    headers: dict[str, list[str]] = {}  # path -> its header, as read (in a parser thread on Postgres)
-
-    def read(item: Any) -> Iterator[Any]:
-        for table in read_export(item, client_id, block_size):
-            headers.setdefault(item["relative_path"], table.column_names)
-            yield table
-
-    def compare_header(item: Any) -> None:  # in file order, before the file's rows go to dlt
-        columns = headers.pop(item["relative_path"], None)
-        if columns is not None:
-            _compare_header(name, item["relative_path"], columns, state, backfill)
-
-    def loaded(item: Any, rows: int) -> None:
+    def loaded(item: Any, header: list[str] | None, rows: int) -> None:
+        """After a file's rows went to dlt: header compared, file counted and tracked."""
         nonlocal rows_total
         path = item["relative_path"]
+        if header is not None:
+            _compare_header(name, path, header, state, backfill)
         if rows == 0:
             rejected.append(path)
             log.warning("s3_exports.%s: %s is empty or header-only: nothing loaded", name, path)
@@ -205,27 +193,34 @@ def _extract_prefix(
         if not backfill:
             tracked[path] = {**fingerprint(item), "rows": rows, "status": "loaded" if rows else "empty"}
 
-    if load_files is not None:  # Postgres: the CSV load files are written here, copied as they are
+    if selection.files and csv_loads_supported():  # Postgres: the exports go to COPY as they are
+        load_files = _export_load_files()
+        columns = None
         try:
-            for item, written in load_files.write_all(selection.files, read):
-                compare_header(item)
-                for load_file in written:
-                    yield load_files.item(load_file, hints)
-                    hints = None  # the first item carries this run's write disposition
-                loaded(item, sum(f.rows for f in written))
+            for item in selection.files:
+                export = load_files.write(item, client_id)
+                for load_file in export.files:
+                    # the write disposition goes with the first file; columns when the header changes
+                    hints = {}
+                    if disposition is not None:
+                        hints["write_disposition"], disposition = disposition, None
+                    if export.columns != columns:
+                        hints["columns"] = columns = export.columns
+                    yield load_files.item(load_file, dlt.mark.make_hints(**hints) if hints else None)
+                loaded(item, export.header or None, export.rows)
         finally:
             load_files.remove_written()
     else:
         for item in selection.files:
-            rows = 0
-            for table in read(item):
+            rows, header = 0, None
+            for table in read_export(item, client_id, block_size):
                 if rows == 0:
-                    compare_header(item)
+                    header = table.column_names
                 rows += table.num_rows
-                if hints is not None:
-                    table, hints = dlt.mark.with_hints(table, hints), None
+                if disposition is not None:
+                    table, disposition = dlt.mark.with_hints(table, dlt.mark.make_hints(write_disposition=disposition)), None
                 yield table
-            loaded(item, rows)
+            loaded(item, header, rows)
 
     log.info(
         "s3_exports.%s: files in %d = loaded %d + rejected %d; rows loaded %d%s",
@@ -238,17 +233,16 @@ def _extract_prefix(
     )
 
 
-def _csv_load_files() -> CsvLoadFiles:
+def _export_load_files() -> ExportLoadFiles:
     """Load files go to a scratch folder inside the pipeline's working folder (same file
     system as its packages, so dlt imports each by hard link)."""
     import tempfile
 
     pipeline = dlt.current.pipeline()
     folder = tempfile.mkdtemp(prefix="s3_exports-", dir=pipeline.working_dir)
-    return CsvLoadFiles(
+    return ExportLoadFiles(
         folder,
         dlt.current.load_package_state()["load_id"],
         dlt.current.source_schema().naming,
         rows_per_file=settings.ROWS_PER_LOAD_FILE,
-        workers=settings.PARSE_WORKERS,
     )

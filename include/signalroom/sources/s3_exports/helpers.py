@@ -9,12 +9,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import itertools
 import logging
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
 
 from signalroom.registry import resource_contract
 from signalroom.sources.s3_exports import settings
@@ -247,7 +246,8 @@ def write_disposition(table: str, paths: Sequence[str]) -> tuple[Any, str]:
 # ---------------------------------------------------------------- reading
 
 
-def _header(raw: bytes, file_name: str) -> list[str]:
+def parse_header(raw: bytes, file_name: str) -> list[str]:
+    """The column names of a header line (BOM, quotes and line end allowed); checked."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -260,6 +260,14 @@ def _header(raw: bytes, file_name: str) -> list[str]:
     if dupes:
         raise BadExportFileError(file_name, 1, f"header repeats column(s) {dupes}")
     return names
+
+
+def read_header(raw: BinaryIO, file_name: str) -> list[str] | None:
+    """The header line's column names, `raw` left just after it; None for an empty file."""
+    first = raw.readline()
+    if not first.strip():
+        return None
+    return parse_header(first, file_name)
 
 
 def _decoded_lines(raw: io.BufferedIOBase, file_name: str) -> Iterator[str]:
@@ -332,10 +340,9 @@ def read_export(
     file_name = item["relative_path"]
     day = file_date(file_name)
     with item.open("rb", block_size=settings.FS_BLOCK_SIZE) as raw:
-        first = raw.readline()
-        if not first.strip():
+        names = read_header(raw, file_name)
+        if names is None:
             return
-        names = _header(first, file_name)
         raw.seek(0)
         offset = 0
         try:
@@ -366,132 +373,3 @@ def read_export(
             raise located or BadExportFileError(
                 file_name, None, f"{exc} (after {offset} good rows)"
             ) from None
-
-
-
-# ---------------------------------------------------------------- load files
-
-
-def csv_loads_supported() -> bool:
-    """Whether the running pipeline's destination loads dlt `csv` files (Postgres: with COPY).
-
-    Then the source writes the load files itself, in extract, and dlt's normalize only moves
-    them; otherwise (DuckDB, no pipeline) it yields Arrow tables and dlt writes parquet."""
-    from dlt.common.pipeline import current_pipeline
-
-    pipeline = current_pipeline()
-    destination = getattr(pipeline, "destination", None) if pipeline is not None else None
-    if destination is None:
-        return False
-    return "csv" in (destination.capabilities().supported_loader_file_formats or ())
-
-
-@dataclass(frozen=True)
-class LoadFile:
-    path: str
-    rows: int
-    schema: Any  # Arrow schema of the rows written, the table hint dlt derives columns from
-
-
-class CsvLoadFiles:
-    """Arrow tables of each export -> dlt `csv` load files of at most `rows_per_file` rows,
-    to be yielded as file imports: the CSV is written once, by pyarrow, and copied into
-    Postgres as it is (bench P2: the parquet round trip of extract + normalize cost as much
-    as the COPY itself).
-
-    Each file carries what dlt's normalize would have added (`_dlt_load_id`) under the
-    schema's normalized column names; its Arrow schema goes along as the table hint, so dlt
-    derives the table's columns exactly as from Arrow items. Exports are parsed and written
-    `workers` at a time in threads (pyarrow releases the GIL), in order.
-    """
-
-    def __init__(
-        self,
-        folder: str,
-        load_id: str,
-        naming: Any,
-        rows_per_file: int = settings.ROWS_PER_LOAD_FILE,
-        workers: int = settings.PARSE_WORKERS,
-    ) -> None:
-        self.folder = folder
-        self.load_id = load_id
-        self.naming = naming
-        self.rows_per_file = rows_per_file
-        self.workers = workers
-        self._count = itertools.count(1)
-
-    def _prepared(self, table: Any) -> Any:
-        import pyarrow as pa
-        from dlt.common.libs.pyarrow import get_normalized_arrow_fields_mapping
-
-        mapping = get_normalized_arrow_fields_mapping(table.schema, self.naming)
-        table = table.rename_columns([mapping[name] for name in table.column_names])
-        return table.append_column(
-            pa.field(self.naming.normalize_identifier("_dlt_load_id"), pa.string(), nullable=False),
-            pa.repeat(pa.scalar(self.load_id, pa.string()), table.num_rows),
-        )
-
-    def write(self, tables: Iterable[Any]) -> list[LoadFile]:
-        """Write one export's tables; a new file every `rows_per_file` rows (or new columns)."""
-        import os
-
-        import pyarrow.csv as pacsv
-
-        written: list[LoadFile] = []
-        writer, path, rows, schema = None, "", 0, None
-        try:
-            for table in tables:
-                table = self._prepared(table)
-                if writer is not None and (rows >= self.rows_per_file or table.schema != schema):
-                    writer.close()
-                    written.append(LoadFile(path, rows, schema))
-                    writer = None
-                if writer is None:
-                    path = os.path.join(self.folder, f"part.{next(self._count)}.csv")
-                    schema, rows = table.schema, 0
-                    # dlt's csv defaults (comma, header line, quotes where needed): what its COPY job reads
-                    writer = pacsv.CSVWriter(path, schema, write_options=pacsv.WriteOptions(quoting_style="needed"))
-                writer.write_table(table)
-                rows += table.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
-                written.append(LoadFile(path, rows, schema))
-        return written
-
-    def write_all(self, exports: Sequence[Any], read: Any) -> Iterator[tuple[Any, list[LoadFile]]]:
-        """(export, its load files) for each export in order, `read(export)` giving its tables;
-        at most `workers` exports in flight, so memory stays that of `workers` streams."""
-        from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
-
-        queue = iter(exports)
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="s3_exports-parse") as pool:
-            pending = deque((export, pool.submit(self.write, read(export))) for export in itertools.islice(queue, self.workers))
-            try:
-                while pending:
-                    export, future = pending.popleft()
-                    files = future.result()
-                    for following in itertools.islice(queue, 1):
-                        pending.append((following, pool.submit(self.write, read(following))))
-                    yield export, files
-            finally:
-                for _, future in pending:
-                    future.cancel()
-
-    @staticmethod
-    def item(load_file: LoadFile, hints: Any = None) -> Any:
-        """The dlt item importing `load_file` as it is; `hints` (write disposition) go with it."""
-        from dlt.common.metrics import DataWriterMetrics
-        from dlt.extract.extractors import ImportFileMeta
-        from dlt.extract.items import DataItemWithMeta
-
-        metrics = DataWriterMetrics(load_file.path, load_file.rows, 0, 0, 0)
-        # what `dlt.mark.with_file_import` builds, which takes hints or an Arrow schema, not both
-        return DataItemWithMeta(ImportFileMeta(load_file.path, metrics, "csv", hints, False), load_file.schema.empty_table())
-
-    def remove_written(self) -> None:
-        """Delete the source's copies and folder (dlt hard-links or copies each file into its package)."""
-        import shutil
-
-        shutil.rmtree(self.folder, ignore_errors=True)

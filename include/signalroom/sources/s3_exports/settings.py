@@ -14,12 +14,11 @@ CSV_BLOCK_SIZE = 1024 * 1024
 # Parsed blocks are yielded to dlt in Arrow tables of about this many rows: fewer, larger items
 # cost dlt less per row, and a few MB of batches is all that is held.
 ROWS_PER_TABLE = 10_000
-# Postgres (any destination loading dlt `csv`): the source writes the load files itself, of at
-# most this many rows each, so several COPY jobs run at once (bench P2).
+# Postgres (any destination loading dlt `csv`): the source checks each export and writes it as
+# load files of about this many rows, so several COPY jobs run at once (bench P2) ...
 ROWS_PER_LOAD_FILE = 50_000
-# ... and parses this many export files at once, in threads (pyarrow releases the GIL). On 2
-# shared cores a second parser gained no wall time and cost ~100 MB of peak (bench scale).
-PARSE_WORKERS = 1
+# ... reading it this many bytes at a time (what is held per export: a few times this).
+READ_BLOCK_SIZE = 4 * 1024 * 1024
 # fsspec read-ahead per request (s3fs defaults to 50 MiB, which grew the peak with file size).
 FS_BLOCK_SIZE = 8 * 1024 * 1024
 # *Assumed*: a quoted value may hold a line break (free-text notes). Costs little, and an

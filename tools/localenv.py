@@ -23,7 +23,9 @@ def airflow_env(home: Path, data_dir: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # processes of one local home (scheduler, API server, tasks, CLI) share one SQLite file: wait
+        # up to 60 s for another's write lock instead of sqlite's 5 s ("database is locked" under load)
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         # every process of one local home encrypts connections with the same key (a process
         # started before airflow.cfg existed would otherwise have none); local homes hold only

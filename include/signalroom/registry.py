@@ -246,7 +246,7 @@ REGISTRY: dict[str, SourceSpec] = {
             secret_fields=("aws_secret_access_key",),
             resources_from_config=True,
             # DuckDB (parquet) load files of 50k rows; on Postgres the source writes its own CSV
-            # load files (sources/s3_exports settings.ROWS_PER_LOAD_FILE), copied in parallel.
+            # load files, the exports' own bytes (sources/s3_exports/load_files.py), copied in parallel.
             # (normalize.workers > 1 would spawn, not fork, processes under Airflow: no gain.)
             dlt_config={"data_writer.file_max_items": 50_000},
         ),

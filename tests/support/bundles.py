@@ -84,7 +84,7 @@ def airflow(env: dict[str, str], *argv: str, timeout: float = 300) -> str:
 
 def query(env: dict[str, str], sql: str, *args: Any) -> list[tuple]:
     """Read the metadata DB (SQLite) the services write, retrying while it is locked."""
-    path = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
+    path = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///").split("?")[0]
     for _ in range(20):
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as con:

@@ -32,7 +32,7 @@ from signalroom.sources.s3_exports.helpers import BadExportFileError, file_date,
 _QUOTED = re.compile(rb'"[^"]*"')
 
 # put before every record's own fields, in this order (names as the warehouse has them)
-SUFFIX_COLUMNS = ("_file_name", "_row_id", "_file_date", "_client_id", "_dlt_load_id")
+LEADING_COLUMNS = ("_file_name", "_row_id", "_file_date", "_client_id", "_dlt_load_id")
 
 
 def csv_loads_supported() -> bool:
@@ -223,7 +223,7 @@ class ExportLoadFiles:
         normalized = [self.naming.normalize_identifier(name) for name in names]
         taken: dict[str, str] = {}
         for name, column in zip(names, normalized, strict=True):
-            clash = taken.get(column) or (column if column in SUFFIX_COLUMNS else None)
+            clash = taken.get(column) or (column if column in LEADING_COLUMNS else None)
             if clash:
                 raise BadExportFileError(
                     file_name, 1, f"header column {name!r} becomes {column!r} in the warehouse, "
@@ -248,7 +248,7 @@ class ExportLoadFiles:
             crlf = first.endswith(b"\r\n")
             columns = self._columns(names, file_name)
             export_columns = [c for c in columns if c != "_dlt_load_id"]
-            header = ",".join([*SUFFIX_COLUMNS, *export_columns]).encode() + (b"\r\n" if crlf else b"\n")
+            header = ",".join([*LEADING_COLUMNS, *export_columns]).encode() + (b"\r\n" if crlf else b"\n")
             before = _csv_value(file_name) + b","
             after = b"".join(
                 [b",", day.isoformat().encode() if day else b"", b",", _csv_value(client_id), b",",

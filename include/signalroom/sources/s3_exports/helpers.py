@@ -13,7 +13,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from signalroom.registry import resource_contract
 from signalroom.sources.s3_exports import settings
@@ -38,6 +38,14 @@ class BadExportFileError(ValueError):
         self.file_name = file_name
         self.line = line
         self.reason = reason
+
+    @classmethod
+    def not_utf8(cls, file_name: str, line: int, byte: bytes, column: int) -> "BadExportFileError":
+        return cls(file_name, line, f"not UTF-8 (byte {byte!r} at column {column})")
+
+    @classmethod
+    def wrong_width(cls, file_name: str, line: int, width: int, found: int) -> "BadExportFileError":
+        return cls(file_name, line, f"expected {width} fields as in the header, found {found}")
 
 
 # ---------------------------------------------------------------- configuration
@@ -262,12 +270,17 @@ def parse_header(raw: bytes, file_name: str) -> list[str]:
     return names
 
 
-def read_header(raw: BinaryIO, file_name: str) -> list[str] | None:
-    """The header line's column names, `raw` left just after it; None for an empty file."""
+class Header(NamedTuple):
+    names: list[str]
+    crlf: bool  # the header line ends with CRLF (the file's line end style)
+
+
+def read_header(raw: BinaryIO, file_name: str) -> Header | None:
+    """The header line's column names and line end, `raw` left just after it; None for an empty file."""
     first = raw.readline()
     if not first.strip():
         return None
-    return parse_header(first, file_name)
+    return Header(parse_header(first, file_name), first.endswith(b"\r\n"))
 
 
 def _decoded_lines(raw: io.BufferedIOBase, file_name: str) -> Iterator[str]:
@@ -277,9 +290,7 @@ def _decoded_lines(raw: io.BufferedIOBase, file_name: str) -> Iterator[str]:
         try:
             yield decoder.decode(line)
         except UnicodeDecodeError as exc:
-            raise BadExportFileError(
-                file_name, number, f"not UTF-8 (byte {line[exc.start:exc.start + 1]!r} at column {exc.start + 1})"
-            ) from None
+            raise BadExportFileError.not_utf8(file_name, number, line[exc.start : exc.start + 1], exc.start + 1) from None
 
 
 def locate_bad_line(item: Any, file_name: str, width: int) -> BadExportFileError | None:
@@ -290,11 +301,7 @@ def locate_bad_line(item: Any, file_name: str, width: int) -> BadExportFileError
             next(reader)  # header
             for record in reader:
                 if len(record) != width:
-                    return BadExportFileError(
-                        file_name,
-                        reader.line_num,
-                        f"expected {width} fields as in the header, found {len(record)}",
-                    )
+                    return BadExportFileError.wrong_width(file_name, reader.line_num, width, len(record))
         except csv.Error as exc:
             return BadExportFileError(file_name, reader.line_num, f"malformed CSV ({exc})")
         except BadExportFileError as exc:
@@ -340,9 +347,10 @@ def read_export(
     file_name = item["relative_path"]
     day = file_date(file_name)
     with item.open("rb", block_size=settings.FS_BLOCK_SIZE) as raw:
-        names = read_header(raw, file_name)
-        if names is None:
+        header = read_header(raw, file_name)
+        if header is None:
             return
+        names = header.names
         raw.seek(0)
         offset = 0
         try:

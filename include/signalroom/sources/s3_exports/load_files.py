@@ -26,7 +26,7 @@ from operator import and_
 from typing import Any, BinaryIO, Iterator
 
 from signalroom.sources.s3_exports import settings
-from signalroom.sources.s3_exports.helpers import BadExportFileError, file_date, parse_header
+from signalroom.sources.s3_exports.helpers import BadExportFileError, file_date, read_header
 
 # a quoted stretch; removed, the commas left are the field separators
 _QUOTED = re.compile(rb'"[^"]*"')
@@ -143,10 +143,11 @@ def _check_bytes(data: bytes, file_name: str, first_line: int) -> None:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:
             line_start = data.rfind(b"\n", 0, exc.start) + 1
-            raise BadExportFileError(
+            raise BadExportFileError.not_utf8(
                 file_name,
                 first_line + data.count(b"\n", 0, exc.start),
-                f"not UTF-8 (byte {data[exc.start:exc.start + 1]!r} at column {exc.start - line_start + 1})",
+                data[exc.start : exc.start + 1],
+                exc.start - line_start + 1,
             ) from None
     nul = data.find(b"\x00")
     if nul >= 0:
@@ -170,12 +171,11 @@ def _check_fields(block: _Block, file_name: str, width: int, crlf: bool) -> None
                 + sum(r.count(b"\n") for r in block.records[:k])
                 + sum(1 for s in block.skipped if s <= k)
             )
-            reason = (
-                f"expected {width} fields as in the header, found {found}"
-                if found != width
-                else "a carriage return outside quotes (records must end with CRLF or LF)"
+            if found != width:
+                raise BadExportFileError.wrong_width(file_name, record_line, width, found)
+            raise BadExportFileError(
+                file_name, record_line, "a carriage return outside quotes (records must end with CRLF or LF)"
             )
-            raise BadExportFileError(file_name, record_line, reason)
 
 
 # ---------------------------------------------------------------- load files
@@ -241,11 +241,10 @@ class ExportLoadFiles:
         file_name = item["relative_path"]
         day: date | None = file_date(file_name)
         with item.open("rb", block_size=settings.FS_BLOCK_SIZE) as raw:
-            first = raw.readline()
-            if not first.strip():
+            header_read = read_header(raw, file_name)
+            if header_read is None:
                 return ExportLoad([], {}, [])
-            names = parse_header(first, file_name)
-            crlf = first.endswith(b"\r\n")
+            names, crlf = header_read
             columns = self._columns(names, file_name)
             export_columns = [c for c in columns if c != "_dlt_load_id"]
             header = ",".join([*LEADING_COLUMNS, *export_columns]).encode() + (b"\r\n" if crlf else b"\n")

@@ -103,6 +103,20 @@ def postgres_database() -> Iterator[tuple[str, Cpu]]:
         yield new_database("bench"), cpu
 
 
+def run_child(script: str, arg: str, env: dict[str, str]) -> dict:
+    """`python -c script arg` in a fresh interpreter (its own peak memory, no warm imports) with
+    `env` and BENCH_ROOT added; the JSON object its last stdout line holds."""
+    import json
+    import os
+    import subprocess
+
+    full_env = {**os.environ, "BENCH_ROOT": str(ROOT), **env}
+    out = subprocess.run([sys.executable, "-c", script, arg], env=full_env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def copy_baseline(url: str, files: list[Path], columns: list[str]) -> tuple[float, int]:
     """(seconds, rows) for Postgres `COPY` of `files` into one plain all-text table (the P2 yardstick)."""
     import time

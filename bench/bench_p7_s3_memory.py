@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from datetime import date
-from pathlib import Path
 
-from _s3_bench import BUCKET, PREFIX, postgres_database, private_env
+from _s3_bench import BUCKET, PREFIX, postgres_database, private_env, run_child
 
 TARGET = 1.5
 CHILD = r"""
@@ -42,13 +39,7 @@ print(json.dumps({"rows": sum(summary["rows"].values()), "peak_kb": max(own, kid
 
 
 def load_in_child(day: date, url: str, s3_kwargs: dict) -> dict:
-    env = {**os.environ, "BENCH_ROOT": str(Path(__file__).resolve().parent.parent), "BENCH_PG": url,
-           "BENCH_S3": json.dumps(s3_kwargs)}
-    out = subprocess.run([sys.executable, "-c", CHILD, day.isoformat()], env=env, capture_output=True,
-                         text=True)
-    if out.returncode:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(CHILD, day.isoformat(), {"BENCH_PG": url, "BENCH_S3": json.dumps(s3_kwargs)})
 
 
 def main() -> int:

@@ -17,16 +17,13 @@ Postgres copies a round needs ~15 GB of disk, checked before it starts.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from _s3_bench import PREFIX, copy_baseline, postgres_server, private_env
+from _s3_bench import PREFIX, copy_baseline, postgres_server, private_env, run_child
 
 TIME_TARGET = 1.2
 MEMORY_TARGET = 1.5
@@ -50,13 +47,8 @@ print(json.dumps({"rows": sum(summary["rows"].values()), "seconds": time.perf_co
 
 
 def load_in_child(url: str, bucket: Path, last_day: date, dlt_dir: Path) -> dict:
-    env = {**os.environ, "BENCH_ROOT": str(Path(__file__).resolve().parent.parent), "BENCH_PG": url,
-           "BENCH_BUCKET": bucket.as_uri(), "DLT_DATA_DIR": str(dlt_dir)}
-    out = subprocess.run([sys.executable, "-c", CHILD, last_day.isoformat()], env=env, capture_output=True,
-                         text=True)
-    if out.returncode:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    env = {"BENCH_PG": url, "BENCH_BUCKET": bucket.as_uri(), "DLT_DATA_DIR": str(dlt_dir)}
+    return run_child(CHILD, last_day.isoformat(), env)
 
 
 def main() -> int:

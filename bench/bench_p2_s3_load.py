@@ -32,6 +32,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--write-processes", type=int, default=None,
+                        help="exports checked at once (default: settings.WRITE_PROCESSES; 1 = in the loader's process)")
     parser.add_argument("--local", action="store_true",
                         help="read the files from a file:// bucket instead of the S3 stand-in")
     args = parser.parse_args()
@@ -41,6 +43,7 @@ def main() -> int:
 
     from signalroom.destinations import DestinationConfig
     from signalroom.pipeline import Window, run_load
+    from signalroom.sources.s3_exports import settings
     from tools.standins.exports import header, write_exports
     from tools.standins.s3 import S3Process
 
@@ -49,7 +52,7 @@ def main() -> int:
     size_mb = sum(f.stat().st_size for f in files) / 1e6
     where = "file:// bucket" if args.local else "S3 stand-in"
     print(f"P2: {len(files)} files, {args.rows} rows x {len(header())} columns, {size_mb:.0f} MB of CSV, "
-          f"source reads from the {where}")
+          f"source reads from the {where}, {args.write_processes or settings.WRITE_PROCESSES} export(s) checked at once")
 
     walls, cpus = [], []
     with postgres_server() as (new_database, cpu), S3Process() as s3:
@@ -72,7 +75,7 @@ def main() -> int:
                 PREFIX.replace("-", "_"),
                 Window(end=days[-1]),
                 DestinationConfig(kind="postgres", postgres_url=url),
-                source_kwargs={**bucket, "prefixes": PREFIX},
+                source_kwargs={**bucket, "prefixes": PREFIX, "write_processes": args.write_processes},
             )
             source_seconds = time.perf_counter() - started
             source_cpu = [b - a for a, b in zip(before, cpu.snapshot(), strict=True)]

@@ -111,6 +111,8 @@ def test_builds_without_bucket_or_end_date_and_touches_no_storage():
     assert set(source.resources) == {"a_b", "c_d"}
     with pytest.raises(Exception, match="backfill needs both"):
         s3_exports(end_date=D1, backfill=True)
+    with pytest.raises(Exception, match=r"write_processes=0: set 1 or more.*SOURCES__S3_EXPORTS__WRITE_PROCESSES"):
+        s3_exports(end_date=D1, write_processes=0)
 
 
 def test_missing_bucket_url_fails_naming_the_setting(tmp_path):
@@ -328,6 +330,39 @@ def test_broken_file_fails_with_its_name_and_line_and_a_fixed_one_loads(
     s3.put(bucket, k3, fixed.read_bytes())
     assert run(s3, bucket, dest, Window(end=D3))["rows"] == {"orders_create": ROWS + 50}
     assert {k: v[0] for k, v in per_file(dest).items()} == {k1: ROWS, k2: ROWS, k3: 50}
+
+
+def test_exports_are_written_in_forked_processes_as_in_the_task_itself(s3, bucket, tmp_path):
+    """On Postgres several exports are checked and written at once, each in a forked process with
+    its own S3 client; the load files are byte for byte those the task's own process writes."""
+    import os
+
+    import psutil
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    from signalroom.sources.s3_exports.helpers import BucketConfig, list_exports
+    from signalroom.sources.s3_exports.load_files import ExportLoadFiles
+
+    for day in (D1, D2, D3):
+        put_day(s3, bucket, tmp_path, day)
+    config = BucketConfig(**s3.source_kwargs(bucket))
+    items = list_exports(config.filesystem(), config.bucket_url, "orders-create")
+
+    def written(processes: int) -> tuple[list[list[bytes]], int]:
+        folder = tmp_path / f"written-{processes}"
+        folder.mkdir()
+        writer = ExportLoadFiles(str(folder), "1764558000.1", NamingConvention(), processes=processes)
+        files, children = [], 0
+        for item, export in writer.write_all(items, "713"):
+            children = max(children, len(psutil.Process().children()))
+            assert export.rows == ROWS and item in items
+            files.append([open(f.path, "rb").read() for f in export.files])
+        return files, children
+
+    in_task, none = written(1)
+    forked, children = written(2)
+    assert forked == in_task and len(in_task) == 3 and all(f[0].count(b"\r\n") > ROWS for f in in_task)
+    assert none == 0 and children == min(2, os.cpu_count() or 1)
 
 
 def test_a_column_numeric_in_one_file_and_text_in_the_next_loads(s3, bucket, request, tmp_path):

@@ -70,6 +70,7 @@ def s3_exports(
     endpoint_url: Optional[str] = None,
     region_name: Optional[str] = None,
     block_size: int = settings.CSV_BLOCK_SIZE,
+    write_processes: Optional[int] = None,
 ) -> list[DltResource]:
     """One resource per prefix (`orders-create` -> `orders_create`).
 
@@ -80,6 +81,7 @@ def s3_exports(
 
     Nothing touches storage until a resource is extracted; `bucket_url` (`s3://bucket[/path]`
     or `file:///abs/folder`) is checked then, so the source can be built without it.
+    `write_processes`: exports checked at once on Postgres (default `settings.WRITE_PROCESSES`).
     """
     start = _as_date(start_date, "start_date")
     end = _as_date(end_date, "end_date")
@@ -88,6 +90,11 @@ def s3_exports(
     if start and end and start > end:
         raise ExportConfigError(f"start_date={start} is after end_date={end}: swap them")
     del lookback_days  # see docstring
+    if write_processes is not None and int(write_processes) < 1:
+        raise ExportConfigError(
+            f"write_processes={write_processes}: set 1 or more (1 = in the task's own process), "
+            "e.g. SOURCES__S3_EXPORTS__WRITE_PROCESSES=2"
+        )
 
     def bucket() -> BucketConfig:
         return BucketConfig(
@@ -99,7 +106,7 @@ def s3_exports(
         )
 
     return [
-        _prefix_resource(prefix, bucket, start, end, backfill, str(client_id), block_size)
+        _prefix_resource(prefix, bucket, start, end, backfill, str(client_id), block_size, write_processes)
         for prefix in parse_prefixes(prefixes)
     ]
 
@@ -112,11 +119,12 @@ def _prefix_resource(
     backfill: bool,
     client_id: str,
     block_size: int,
+    write_processes: int | None,
 ) -> DltResource:
     name = resource_name(prefix)
 
     def export_files() -> Iterator[Any]:
-        yield from _extract_prefix(name, prefix, bucket(), start, end, backfill, client_id, block_size)
+        yield from _extract_prefix(name, prefix, bucket(), start, end, backfill, client_id, block_size, write_processes)
 
     return dlt.resource(export_files, columns=FILE_COLUMNS, **resource_contract("s3_exports", name).dlt_hints())
 
@@ -146,6 +154,7 @@ def _extract_prefix(
     backfill: bool,
     client_id: str,
     block_size: int,
+    write_processes: int | None,
 ) -> Iterator[Any]:
     state = dlt.current.resource_state()
     # a backfill reads the tracked files but never writes them
@@ -194,11 +203,10 @@ def _extract_prefix(
             tracked[path] = {**fingerprint(item), "rows": rows, "status": "loaded" if rows else "empty"}
 
     if selection.files and csv_loads_supported():  # Postgres: the exports go to COPY as they are
-        load_files = _export_load_files()
+        load_files = _export_load_files(write_processes)
         columns = None
         try:
-            for item in selection.files:
-                export = load_files.write(item, client_id)
+            for item, export in load_files.write_all(selection.files, client_id):
                 for load_file in export.files:
                     # the write disposition goes with the first file; columns when the header changes
                     hints = {}
@@ -233,7 +241,7 @@ def _extract_prefix(
     )
 
 
-def _export_load_files() -> ExportLoadFiles:
+def _export_load_files(processes: int | None) -> ExportLoadFiles:
     """Load files go to a scratch folder inside the pipeline's working folder (same file
     system as its packages, so dlt imports each by hard link)."""
     import tempfile
@@ -245,4 +253,5 @@ def _export_load_files() -> ExportLoadFiles:
         dlt.current.load_package_state()["load_id"],
         dlt.current.source_schema().naming,
         rows_per_file=settings.ROWS_PER_LOAD_FILE,
+        processes=processes,
     )

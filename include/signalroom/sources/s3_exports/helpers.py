@@ -39,6 +39,9 @@ class BadExportFileError(ValueError):
         self.line = line
         self.reason = reason
 
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a writer process, re-raised in the task's
+        return type(self), (self.file_name, self.line, self.reason)
+
     @classmethod
     def not_utf8(cls, file_name: str, line: int, byte: bytes, column: int) -> "BadExportFileError":
         return cls(file_name, line, f"not UTF-8 (byte {byte!r} at column {column})")

@@ -16,6 +16,7 @@ Arrow path.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -23,10 +24,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from itertools import compress, count, repeat
 from operator import and_
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Sequence
 
 from signalroom.sources.s3_exports import settings
 from signalroom.sources.s3_exports.helpers import BadExportFileError, file_date, read_header
+from signalroom.sources.s3_exports.parallel import in_forked_processes
 
 # a quoted stretch; removed, the commas left are the field separators
 _QUOTED = re.compile(rb'"[^"]*"')
@@ -188,6 +190,13 @@ def _csv_value(value: str) -> bytes:
     return raw
 
 
+def _with_own_client(item: Any) -> Any:
+    """The export with a client of its own: a forked child must not use its parent's (s3fs
+    refuses it, "not fork-safe"); fsspec makes a new one for the same options in a new process."""
+    fs = item.fsspec
+    return type(item)(item, type(fs)(*fs.storage_args, **fs.storage_options))
+
+
 @dataclass(frozen=True)
 class LoadFile:
     path: str
@@ -211,12 +220,19 @@ class ExportLoadFiles:
     """Writes each export as load files of about `rows_per_file` rows (so several COPY jobs
     run at once) into `folder`, for dlt to import as they are."""
 
-    def __init__(self, folder: str, load_id: str, naming: Any, rows_per_file: int = settings.ROWS_PER_LOAD_FILE) -> None:
+    def __init__(
+        self,
+        folder: str,
+        load_id: str,
+        naming: Any,
+        rows_per_file: int = settings.ROWS_PER_LOAD_FILE,
+        processes: int | None = None,
+    ) -> None:
         self.folder = folder
         self.load_id = load_id
         self.naming = naming
         self.rows_per_file = rows_per_file
-        self._count = itertools.count(1)
+        self.processes = settings.WRITE_PROCESSES if processes is None else int(processes)
 
     def _columns(self, names: list[str], file_name: str) -> dict[str, dict[str, Any]]:
         """Warehouse column -> dlt column schema, the export's columns (text) then the file's."""
@@ -234,8 +250,26 @@ class ExportLoadFiles:
         columns["_dlt_load_id"] = {"name": "_dlt_load_id", "data_type": "text", "nullable": False}
         return columns
 
-    def write(self, item: Any, client_id: str) -> ExportLoad:
-        """Check and write one export; nothing for an empty or header-only file.
+    def write_all(self, items: Sequence[Any], client_id: str) -> Iterator[tuple[Any, ExportLoad]]:
+        """(item, `write(item)`) for each export, in order; up to `processes` exports at once,
+        in forked processes (`parallel.py`: why)."""
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        processes = min(self.processes, len(items), cpus)
+        if processes < 2 or not hasattr(os, "fork"):
+            for n, item in enumerate(items):
+                yield item, self.write(item, client_id, n)
+            return
+
+        def write_in_child(n: int) -> ExportLoad:
+            return self.write(_with_own_client(items[n]), client_id, n)
+
+        with contextlib.closing(in_forked_processes(write_in_child, range(len(items)), processes)) as exports:
+            for item, export in zip(items, exports, strict=True):
+                yield item, export
+
+    def write(self, item: Any, client_id: str, file_no: int = 0) -> ExportLoad:
+        """Check and write one export (`file_no` names its load files); nothing for an empty or
+        header-only file.
 
         The file columns go first in each line, so the export's own line ends stay as they are."""
         file_name = item["relative_path"]
@@ -258,7 +292,7 @@ class ExportLoadFiles:
             try:
                 for records in export_records(raw, file_name, len(names), crlf):
                     if out is None:
-                        path = os.path.join(self.folder, f"part.{next(self._count)}.csv")
+                        path = os.path.join(self.folder, f"part.{file_no}.{len(files)}.csv")
                         out, rows = open(path, "wb"), 0
                         out.write(header)
                     n = len(records)

@@ -89,6 +89,8 @@ def test_every_hint_has_a_runbook_section_and_back():
         ("HTTPError: 401 Client Error: Unauthorized for url: http://127.0.0.1:9/v1", "api_auth"),
         ("S3 endpoint: Could not connect to the endpoint URL: http://127.0.0.1:1/b", "api_unreachable"),
         ('connection to server at "127.0.0.1", port 1 failed: Connection refused', "connection_refused"),
+        ("an export writer process (pid 4242) ended without a result, exit code -9 (negative: killed by that "
+         "signal, e.g. -9 out of memory)", "writer_killed"),
         ("load id 1795883970.401 failed for an unforeseen reason", "unknown"),
         ("port 54290 closed", "unknown"),
     ],

@@ -194,6 +194,15 @@ HINTS: tuple[Hint, ...] = (
         ),
     ),
     Hint(
+        "writer_killed",
+        "an export writer process ... ended without a result",
+        "an s3_exports writer process was killed, exit code -9: most often the kernel's OOM killer",
+        "give the worker more memory or set SOURCES__S3_EXPORTS__WRITE_PROCESSES=1, then clear the "
+        "load task (nothing was loaded: the run stopped in extract)",
+        (r"export writer process \(pid \d+\) ended without a result",),
+        extra=True,
+    ),
+    Hint(
         "missing_config",
         "a required setting is missing",
         "a source or destination setting (API key, bucket URL, credentials) is not configured",

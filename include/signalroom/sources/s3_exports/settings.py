@@ -18,7 +18,7 @@ ROWS_PER_TABLE = 10_000
 # load files of about this many rows, so several COPY jobs run at once (bench P2) ...
 ROWS_PER_LOAD_FILE = 50_000
 # ... reading it this many bytes at a time (what a writer holds: a few times this). Scale bench,
-# 10 files x 20k rows, two writers: 4 MiB blocks peaked at 164 MB for the tree, 1 MiB at 108 MB,
+# 10 files, 200k rows, two writers: 4 MiB blocks peaked at 164 MB for the tree, 1 MiB at 108 MB,
 # for the same CPU.
 READ_BLOCK_SIZE = 1024 * 1024
 # ... and this many exports at once, each in a forked process (never more than the CPUs; 1 = in

@@ -32,10 +32,10 @@ def in_forked_processes(call: Callable[[Item], Result], items: Sequence[Item], p
     when it pickles, else as a RuntimeError with its traceback); children still running when
     the caller stops are killed."""
     children: list[tuple[int, IO[bytes]]] = []
-    for first in range(min(processes, len(items))):
-        children.append(_start(call, items, first, processes, [pipe for _, pipe in children]))
     done = False
     try:
+        for first in range(min(processes, len(items))):
+            children.append(_start(call, items, first, processes, [pipe for _, pipe in children]))
         for n in range(len(items)):
             yield _next_result(*children[n % len(children)])
         done = True

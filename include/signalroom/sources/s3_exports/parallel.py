@@ -98,13 +98,15 @@ def _pickled(exc: BaseException) -> bytes | None:
 
 def _next_result(pid: int, pipe: IO[bytes]) -> Result:
     length = pipe.read(_LENGTH)
-    if len(length) < _LENGTH:
+    size = int.from_bytes(length, "little")
+    outcome = pipe.read(size) if len(length) == _LENGTH else b""
+    if len(length) < _LENGTH or len(outcome) < size:  # gone before or while sending its result
         status = _wait(pid)
         raise RuntimeError(
             f"an export writer process (pid {pid}) ended without a result, exit code "
             f"{os.waitstatus_to_exitcode(status)} (negative: killed by that signal, e.g. -9 out of memory)"
         )
-    ok, value, detail = pickle.loads(pipe.read(int.from_bytes(length, "little")))
+    ok, value, detail = pickle.loads(outcome)
     if ok:
         return value
     try:
